@@ -1,0 +1,30 @@
+"""Shared fixtures: every backend, converters, and the cases from bug reports."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+BACKENDS = ("numpy", "torch", "jax", "tensorflow")
+CASES_PATH = Path(__file__).resolve().parents[2] / "shared" / "cases" / "cases.json"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def load_cases() -> list[dict]:
+    """The cases from public bug reports, shipped beside the project."""
+    with CASES_PATH.open() as f:
+        return json.load(f)
