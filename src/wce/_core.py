@@ -419,6 +419,7 @@ def reduce(
     valid: Any | None,
     reduction: str,
     *,
+    axis_name: str | None = None,
     normalizer: Normalizer | None = None,
 ) -> Any:
     """Weigh, mask and reduce a per-element loss.
@@ -426,9 +427,14 @@ def reduce(
     ``"none"`` gives ``w * l`` (0 where ignored or weighted 0); ``"sum"`` its sum;
     ``"mean"`` the sum over the counted elements divided by their number;
     ``"weighted_mean"`` divided by the sum of their weights. An empty denominator
-    gives 0 with gradient 0.
+    gives 0 with gradient 0. ``axis_name`` (JAX) or ``normalizer`` make the
+    denominator global across data-parallel workers (:mod:`wce.distributed`).
     """
     xp = be.xp
+    if axis_name is not None and normalizer is None:
+        from .distributed import axis_normalizer
+
+        normalizer = axis_normalizer(axis_name)
     wl = loss if weight is None else weight * loss
     keep = valid
     if weight is not None:

@@ -50,6 +50,7 @@ def softmax_cross_entropy(
     ignore_index: int | None = None,
     axis: int = -1,
     reduction: str = "mean",
+    axis_name: str | None = None,
     normalizer: Normalizer | None = None,
 ) -> Any:
     """Weighted softmax cross-entropy for single-label classification.
@@ -91,6 +92,9 @@ def softmax_cross_entropy(
         reduction: ``"none"``, ``"sum"``, ``"mean"`` (divide by the number of
             non-ignored elements) or ``"weighted_mean"`` (divide by the sum of their
             weights ``w``).
+        axis_name: JAX only: inside ``shard_map`` or ``pmap``, the mapped axis over
+            which the denominator of ``"mean"`` and ``"weighted_mean"`` is summed
+            (see :mod:`wce.distributed`).
         normalizer: advanced; combines local sums across workers (see
             :mod:`wce.distributed`).
 
@@ -130,7 +134,8 @@ def softmax_cross_entropy(
     factor = batch.class_factor(cw, weight_by, cost)
     weight = batch.element_weight(factor, sample_weight)
 
-    out = reduce(be, loss, weight, batch.valid, reduction, normalizer=normalizer)
+    out = reduce(be, loss, weight, batch.valid, reduction, axis_name=axis_name,
+                 normalizer=normalizer)
     return finish(be, out)
 
 
@@ -145,6 +150,7 @@ def sigmoid_cross_entropy(
     ignore_index: int | None = None,
     axis: int = -1,
     reduction: str = "mean",
+    axis_name: str | None = None,
     normalizer: Normalizer | None = None,
 ) -> Any:
     """Weighted sigmoid (binary) cross-entropy for binary and multi-label tasks.
@@ -178,6 +184,8 @@ def sigmoid_cross_entropy(
         reduction: ``"none"``, ``"sum"``, ``"mean"`` (divide by the number of
             non-ignored elements, every label of every sample counted) or
             ``"weighted_mean"`` (divide by the sum of their weights ``w``).
+        axis_name: JAX only: the mapped axis over which the denominator is summed
+            (see :mod:`wce.distributed`).
         normalizer: advanced; combines local sums across workers.
 
     Returns:
@@ -207,5 +215,6 @@ def sigmoid_cross_entropy(
     loss = sigmoid_terms(be, batch.z, batch.smoothed(label_smoothing), pw)
     weight = batch.element_weight(cw, sample_weight)
 
-    out = reduce(be, loss, weight, batch.valid, reduction, normalizer=normalizer)
+    out = reduce(be, loss, weight, batch.valid, reduction, axis_name=axis_name,
+                 normalizer=normalizer)
     return finish(be, out)
