@@ -74,8 +74,11 @@ def grad(backend: str, fn: Any, x: Any, upstream: Any = None) -> np.ndarray:
 
         x = x.detach().clone().requires_grad_(True)
         out = fn(x)
-        g = torch.ones_like(out) if upstream is None else to("torch", upstream,
-                                                               out.dtype)
+        g = (
+            torch.ones_like(out)
+            if upstream is None
+            else to("torch", upstream, out.dtype)
+        )
         (gx,) = torch.autograd.grad(out, x, g)
         return host(gx)
     if backend == "jax":
@@ -83,8 +86,11 @@ def grad(backend: str, fn: Any, x: Any, upstream: Any = None) -> np.ndarray:
         import jax.numpy as jnp
 
         out, vjp = jax.vjp(fn, x)
-        g = jnp.ones_like(out) if upstream is None else jnp.asarray(
-            upstream, dtype=out.dtype)
+        g = (
+            jnp.ones_like(out)
+            if upstream is None
+            else jnp.asarray(upstream, dtype=out.dtype)
+        )
         return host(vjp(g)[0])
     if backend == "tensorflow":
         import tensorflow as tf

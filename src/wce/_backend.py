@@ -118,7 +118,7 @@ class _TensorFlowNamespace:
     def minimum(self, a: Any, b: Any) -> Any:
         return self._tf.minimum(a, b)
 
-    def clip(self, x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002
+    def clip(self, x: Any, min: Any = None, max: Any = None) -> Any:
         if min is not None:
             x = self._tf.maximum(x, min)
         if max is not None:
@@ -162,6 +162,9 @@ class _TensorFlowNamespace:
     def argmax(self, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
         out = self._tf.argmax(x, axis=axis)
         return self._tf.expand_dims(out, axis) if keepdims else out
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return self._tf.linalg.matmul(a, b)
 
     def take(self, x: Any, indices: Any, axis: int = 0) -> Any:
         return self._tf.gather(x, indices, axis=axis)

@@ -29,27 +29,44 @@ def fail(
 
 def normalize_axis(axis: Any, ndim: int, argument: str = "axis") -> int:
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        fail(argument, "an int", repr(axis), "pass the index of the class axis",
-             cls=TypeError)
+        fail(
+            argument,
+            "an int",
+            repr(axis),
+            "pass the index of the class axis",
+            cls=TypeError,
+        )
     if not -ndim <= axis < ndim:
-        fail(argument, f"in [-{ndim}, {ndim - 1}] for logits of rank {ndim}",
-             str(axis), "pass the index of the class axis (-1 for (N, C), 1 for "
-             "(N, C, H, W))")
+        fail(
+            argument,
+            f"in [-{ndim}, {ndim - 1}] for logits of rank {ndim}",
+            str(axis),
+            "pass the index of the class axis (-1 for (N, C), 1 for (N, C, H, W))",
+        )
     return int(axis) % ndim
 
 
 def check_reduction(reduction: Any) -> str:
     if reduction not in REDUCTIONS:
-        fail("reduction", "one of " + ", ".join(repr(r) for r in REDUCTIONS),
-             repr(reduction), "'mean' divides by the number of counted elements, "
-             "'weighted_mean' by the sum of their weights")
+        fail(
+            "reduction",
+            "one of " + ", ".join(repr(r) for r in REDUCTIONS),
+            repr(reduction),
+            "'mean' divides by the number of counted elements, "
+            "'weighted_mean' by the sum of their weights",
+        )
     return str(reduction)
 
 
 def check_unit_interval(value: Any, argument: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        fail(argument, "a float in [0, 1]", repr(value), "pass a Python float",
-             cls=TypeError)
+        fail(
+            argument,
+            "a float in [0, 1]",
+            repr(value),
+            "pass a Python float",
+            cls=TypeError,
+        )
     if not 0.0 <= float(value) <= 1.0:
         fail(argument, "in [0, 1]", repr(value), "0 turns it off")
     return float(value)
@@ -57,8 +74,13 @@ def check_unit_interval(value: Any, argument: str) -> float:
 
 def check_nonnegative_scalar(value: Any, argument: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        fail(argument, "a non-negative float", repr(value), "pass a Python float",
-             cls=TypeError)
+        fail(
+            argument,
+            "a non-negative float",
+            repr(value),
+            "pass a Python float",
+            cls=TypeError,
+        )
     if not float(value) >= 0.0:
         fail(argument, "a non-negative float", repr(value), "pass a value >= 0")
     return float(value)
@@ -67,11 +89,14 @@ def check_nonnegative_scalar(value: Any, argument: str) -> float:
 def check_ignore_index(ignore_index: Any) -> int | None:
     if ignore_index is None:
         return None
-    if isinstance(ignore_index, bool) or not isinstance(
-        ignore_index, numbers.Integral
-    ):
-        fail("ignore_index", "an int or None", repr(ignore_index),
-             "pass the label value to leave out, such as -100", cls=TypeError)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        fail(
+            "ignore_index",
+            "an int or None",
+            repr(ignore_index),
+            "pass the label value to leave out, such as -100",
+            cls=TypeError,
+        )
     return int(ignore_index)
 
 
@@ -91,23 +116,40 @@ def as_weight(
     _, probe = _probe(value)
     kind = _kind_of(probe)
     if kind in ("bool", "complex"):
-        fail(argument, "a real-valued array", f"dtype {probe.dtype}",
-             "cast it to float (a boolean mask belongs in ignore_index or "
-             "sample_weight as 0.0 and 1.0)", cls=TypeError)
+        fail(
+            argument,
+            "a real-valued array",
+            f"dtype {probe.dtype}",
+            "cast it to float (a boolean mask belongs in ignore_index or "
+            "sample_weight as 0.0 and 1.0)",
+            cls=TypeError,
+        )
     if kind not in ("floating", "integer"):
-        fail(argument, "a real-valued array", f"dtype {probe.dtype}",
-             "cast it to float", cls=TypeError)
+        fail(
+            argument,
+            "a real-valued array",
+            f"dtype {probe.dtype}",
+            "cast it to float",
+            cls=TypeError,
+        )
     w = be.asarray(value, like=like, dtype=dtype)
     if not be.is_traced(w) and not be.is_traced(like):
         host = be.to_numpy(w)
         if host.size and not (host >= 0).all():
             bad = host[~(host >= 0)].ravel()[0]
-            fail(argument, "non-negative and finite (checked outside jit/compile)",
-                 f"an entry equal to {bad}", "weights scale a loss and cannot be "
-                 "negative or NaN")
+            fail(
+                argument,
+                "non-negative and finite (checked outside jit/compile)",
+                f"an entry equal to {bad}",
+                "weights scale a loss and cannot be negative or NaN",
+            )
         if host.size and not (host < float("inf")).all():
-            fail(argument, "finite (checked outside jit/compile)",
-                 "an infinite entry", "use a large finite weight instead")
+            fail(
+                argument,
+                "finite (checked outside jit/compile)",
+                "an infinite entry",
+                "use a large finite weight instead",
+            )
     return w
 
 
@@ -131,12 +173,19 @@ def check_class_vector(
         return
     if shape != (num_classes,):
         what = "a scalar or shape" if allow_scalar else "shape"
-        fail(argument, f"{what} ({num_classes},), one entry per class on axis "
-             f"{axis} of logits", f"shape {shape}",
-             "pass one weight per class along the class axis (set axis= if the "
-             "classes are on another axis)")
+        fail(
+            argument,
+            f"{what} ({num_classes},), one entry per class on axis {axis} of logits",
+            f"shape {shape}",
+            "pass one weight per class along the class axis (set axis= if the "
+            "classes are on another axis)",
+        )
 
 
 def fmt_shape(shape: Any) -> str:
-    return "(" + ", ".join(str(int(s)) if s is not None else "None"
-                           for s in shape) + ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join(str(int(s)) if s is not None else "None" for s in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )

@@ -40,21 +40,35 @@ def log_softmax(be: Backend, x: Any) -> Any:
     return shifted - xp.log(total)
 
 
-def log1p_exp_neg_abs(be: Backend, z: Any) -> Any:
-    """log(1 + exp(-|z|)), the shared tail of softplus(z) and softplus(-z)."""
+def _split_sign(be: Backend, z: Any) -> tuple[Any, Any, Any]:
+    """(z > 0, max(z, 0), min(z, 0)) with the mask deciding ties at 0."""
     xp = be.xp
-    return xp.log1p(xp.exp(-xp.abs(z)))
+    zero = xp.zeros_like(z)
+    positive = z > 0
+    return positive, xp.where(positive, z, zero), xp.where(positive, zero, z)
+
+
+def log1p_exp_neg_abs(be: Backend, z: Any) -> Any:
+    """log(1 + exp(-|z|)), the shared tail of softplus(z) and softplus(-z).
+
+    Each branch of the ``where`` sees only inputs that keep ``exp`` finite, so
+    the unselected branch cannot send NaN into the gradient.
+    """
+    xp = be.xp
+    positive, z_pos, z_neg = _split_sign(be, z)
+    return xp.where(positive, xp.log1p(xp.exp(-z_pos)), xp.log1p(xp.exp(z_neg)))
 
 
 def softplus_pair(be: Backend, z: Any) -> tuple[Any, Any]:
     """(softplus(-z), softplus(z)) = (-log sigmoid(z), -log(1 - sigmoid(z))).
 
-    Each is finite for finite ``z`` and exact at ``z = +-inf``.
+    Each is finite for finite ``z``, exact at ``z = +-inf``, and has the exact
+    derivative everywhere, ``z = 0`` included (no subgradient of ``|z|`` or
+    ``max``, whose conventions differ between frameworks).
     """
-    xp = be.xp
+    _, z_pos, z_neg = _split_sign(be, z)
     tail = log1p_exp_neg_abs(be, z)
-    zero = xp.zeros_like(z)
-    return xp.maximum(-z, zero) + tail, xp.maximum(z, zero) + tail
+    return tail - z_neg, z_pos + tail
 
 
 def sigmoid_terms(be: Backend, z: Any, q: Any, pos_weight: Any | None) -> Any:
@@ -80,8 +94,13 @@ def cast_logits(be: Backend, logits: Any) -> tuple[Any, Any]:
     """Logits in the compute dtype: half precision goes to float32."""
     kind = be.kind(logits)
     if kind != "floating":
-        fail("logits", "a floating-point array", f"dtype {logits.dtype}",
-             "cast the logits to float32", cls=TypeError)
+        fail(
+            "logits",
+            "a floating-point array",
+            f"dtype {logits.dtype}",
+            "cast the logits to float32",
+            cls=TypeError,
+        )
     cdt = be.compute_dtype(logits)
     return be.xp.astype(logits, cdt), cdt
 
@@ -92,7 +111,11 @@ def eager(be: Backend, *arrays: Any) -> bool:
 
 
 def sample_weight_to(
-    be: Backend, sample_weight: Any, elem_shape: tuple[int, ...], *, like: Any,
+    be: Backend,
+    sample_weight: Any,
+    elem_shape: tuple[int, ...],
+    *,
+    like: Any,
     dtype: Any,
 ) -> Any:
     """``sample_weight`` aligned with the leading dimensions of the elements.
@@ -103,16 +126,23 @@ def sample_weight_to(
     w = _checks.as_weight(be, sample_weight, "sample_weight", like=like, dtype=dtype)
     shape = tuple(w.shape)
     if len(shape) > len(elem_shape):
-        fail("sample_weight", f"broadcastable to the element shape "
-             f"{fmt_shape(elem_shape)}", f"shape {fmt_shape(shape)}",
-             "pass one weight per element or per sample")
+        fail(
+            "sample_weight",
+            f"broadcastable to the element shape {fmt_shape(elem_shape)}",
+            f"shape {fmt_shape(shape)}",
+            "pass one weight per element or per sample",
+        )
     padded = shape + (1,) * (len(elem_shape) - len(shape))
     for s, e in zip(padded, elem_shape, strict=True):
         if s not in (1, e) and s is not None and e is not None:
-            fail("sample_weight", f"broadcastable to the element shape "
-                 f"{fmt_shape(elem_shape)} (its dimensions align with the leading "
-                 "ones)", f"shape {fmt_shape(shape)}",
-                 "pass one weight per element or per sample")
+            fail(
+                "sample_weight",
+                f"broadcastable to the element shape "
+                f"{fmt_shape(elem_shape)} (its dimensions align with the leading "
+                "ones)",
+                f"shape {fmt_shape(shape)}",
+                "pass one weight per element or per sample",
+            )
     return be.xp.reshape(w, padded)
 
 
@@ -145,6 +175,7 @@ class SoftmaxBatch:
 
     def onehot(self) -> Any:
         """Boolean one-hot of the class ids; all False where ignored."""
+        assert self.labels is not None, "one-hot needs class ids"
         xp = self.be.xp
         classes = self.be.asarray(_arange(self.num_classes), like=self.like)
         classes = xp.astype(classes, self.labels.dtype)
@@ -199,8 +230,10 @@ class SoftmaxBatch:
                 a = self.gather_class(class_weight)
             else:
                 zero = xp.zeros_like(self.x)
-                a = xp.sum(xp.where(self.predicted_onehot(), class_weight + zero,
-                                    zero), axis=-1)
+                a = xp.sum(
+                    xp.where(self.predicted_onehot(), class_weight + zero, zero),
+                    axis=-1,
+                )
         if cost_matrix is not None:
             c = self.num_classes
             t = xp.reshape(self.target_distribution(), (-1, c))
@@ -217,8 +250,9 @@ class SoftmaxBatch:
     def element_weight(self, factor: Any | None, sample_weight: Any | None) -> Any:
         if sample_weight is None:
             return factor
-        sw = sample_weight_to(self.be, sample_weight, self.elem_shape, like=self.like,
-                              dtype=self.dtype)
+        sw = sample_weight_to(
+            self.be, sample_weight, self.elem_shape, like=self.like, dtype=self.dtype
+        )
         return sw if factor is None else factor * sw
 
 
@@ -229,15 +263,23 @@ def _arange(n: int) -> Any:
 
 
 def prepare_softmax(
-    logits: Any, labels: Any, *, axis: int, ignore_index: Any,
+    logits: Any,
+    labels: Any,
+    *,
+    axis: int,
+    ignore_index: Any,
     label_smoothing: float = 0.0,
 ) -> SoftmaxBatch:
     """Validate and lay out softmax inputs (see :class:`SoftmaxBatch`)."""
     be, logits = convert(logits)
     xp = be.xp
     if logits.ndim < 1:
-        fail("logits", "an array of rank >= 1 with a class axis", "a scalar",
-             "pass logits of shape (N, C) or (C,)")
+        fail(
+            "logits",
+            "an array of rank >= 1 with a class axis",
+            "a scalar",
+            "pass logits of shape (N, C) or (C,)",
+        )
     ax = _checks.normalize_axis(axis, logits.ndim)
     ignore = _checks.check_ignore_index(ignore_index)
     _checks.check_unit_interval(label_smoothing, "label_smoothing")
@@ -247,40 +289,58 @@ def prepare_softmax(
     num_classes = int(x.shape[-1])
     lab = be.asarray(labels, like=logits)
     kind = be.kind(lab)
-    class_shape = tuple(logits.shape[:ax]) + tuple(logits.shape[ax + 1:])
+    class_shape = tuple(logits.shape[:ax]) + tuple(logits.shape[ax + 1 :])
     if kind == "integer":
         if tuple(lab.shape) != class_shape:
-            fail("labels", f"class ids of shape {fmt_shape(class_shape)} (logits "
-                 f"without axis {axis}), or probabilities of shape "
-                 f"{fmt_shape(logits.shape)}", f"shape {fmt_shape(lab.shape)}",
-                 "match the labels to the logits, or set axis= to the class axis")
+            fail(
+                "labels",
+                f"class ids of shape {fmt_shape(class_shape)} (logits "
+                f"without axis {axis}), or probabilities of shape "
+                f"{fmt_shape(logits.shape)}",
+                f"shape {fmt_shape(lab.shape)}",
+                "match the labels to the logits, or set axis= to the class axis",
+            )
         valid = None if ignore is None else lab != ignore
         if eager(be, logits, lab):
             _check_class_ids(be, lab, num_classes, ignore, axis)
         return SoftmaxBatch(be, x, lab, None, valid, num_classes, ax, cdt, logits)
     if kind != "floating":
-        fail("labels", "integer class ids or floating probabilities",
-             f"dtype {lab.dtype}", "cast boolean one-hot labels to float",
-             cls=TypeError)
+        fail(
+            "labels",
+            "integer class ids or floating probabilities",
+            f"dtype {lab.dtype}",
+            "cast boolean one-hot labels to float",
+            cls=TypeError,
+        )
     if ignore is not None:
-        fail("ignore_index", "None with probability labels", repr(ignore),
-             "pass integer class ids, or give ignored elements sample_weight 0 "
-             "(note: 'mean' still counts them)")
+        fail(
+            "ignore_index",
+            "None with probability labels",
+            repr(ignore),
+            "pass integer class ids, or give ignored elements sample_weight 0 "
+            "(note: 'mean' still counts them)",
+        )
     if tuple(lab.shape) != tuple(logits.shape):
-        fail("labels", f"probabilities of the logits' shape "
-             f"{fmt_shape(logits.shape)}, or integer class ids of shape "
-             f"{fmt_shape(class_shape)}", f"shape {fmt_shape(lab.shape)} with "
-             f"dtype {lab.dtype}", "cast class ids to an integer dtype, or match "
-             "the shapes")
+        fail(
+            "labels",
+            f"probabilities of the logits' shape "
+            f"{fmt_shape(logits.shape)}, or integer class ids of shape "
+            f"{fmt_shape(class_shape)}",
+            f"shape {fmt_shape(lab.shape)} with dtype {lab.dtype}",
+            "cast class ids to an integer dtype, or match the shapes",
+        )
     t = xp.astype(lab, cdt)
     if ax != t.ndim - 1:
         t = xp.moveaxis(t, ax, -1)
     if eager(be, logits, lab):
         host = be.to_numpy(t)
         if host.size and not ((host >= 0) & (host <= 1)).all():
-            fail("labels", "probabilities in [0, 1] (checked outside jit/compile)",
-                 f"an entry equal to {host[~((host >= 0) & (host <= 1))][0]}",
-                 "pass class probabilities, or integer class ids")
+            fail(
+                "labels",
+                "probabilities in [0, 1] (checked outside jit/compile)",
+                f"an entry equal to {host[~((host >= 0) & (host <= 1))][0]}",
+                "pass class probabilities, or integer class ids",
+            )
     return SoftmaxBatch(be, x, None, t, None, num_classes, ax, cdt, logits)
 
 
@@ -295,44 +355,69 @@ def _check_class_ids(
         bad &= host != ignore
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        fail("labels", f"class ids in [0, {num_classes}) for logits with "
-             f"{num_classes} classes on axis {axis}"
-             + (f" or ignore_index={ignore}" if ignore is not None else ""),
-             f"{host[where]} at index {where} (checked outside jit/compile)",
-             "fix the labels, or pass ignore_index= for padding values")
+        fail(
+            "labels",
+            f"class ids in [0, {num_classes}) for logits with "
+            f"{num_classes} classes on axis {axis}"
+            + (f" or ignore_index={ignore}" if ignore is not None else ""),
+            f"{host[where]} at index {where} (checked outside jit/compile)",
+            "fix the labels, or pass ignore_index= for padding values",
+        )
 
 
 def prepare_class_vector(
-    be: Backend, value: Any | None, argument: str, batch: Any, *, num_classes: int,
-    axis: int, allow_scalar: bool, like: Any, dtype: Any,
+    be: Backend,
+    value: Any | None,
+    argument: str,
+    batch: Any,
+    *,
+    num_classes: int,
+    axis: int,
+    allow_scalar: bool,
+    like: Any,
+    dtype: Any,
 ) -> Any | None:
     """A per-class weight, checked against the class axis, in the compute dtype."""
     del batch
     if value is None:
         return None
     w = _checks.as_weight(be, value, argument, like=like, dtype=dtype)
-    _checks.check_class_vector(w, argument, num_classes, axis,
-                               allow_scalar=allow_scalar)
+    _checks.check_class_vector(
+        w, argument, num_classes, axis, allow_scalar=allow_scalar
+    )
     return w
 
 
 def prepare_cost_matrix(
-    be: Backend, value: Any | None, num_classes: int, *, like: Any, dtype: Any,
+    be: Backend,
+    value: Any | None,
+    num_classes: int,
+    *,
+    like: Any,
+    dtype: Any,
 ) -> Any | None:
     if value is None:
         return None
     m = _checks.as_weight(be, value, "cost_matrix", like=like, dtype=dtype)
     if tuple(m.shape) != (num_classes, num_classes):
-        fail("cost_matrix", f"shape ({num_classes}, {num_classes}), "
-             "cost_matrix[i, j] the cost of predicting j when the truth is i",
-             f"shape {fmt_shape(m.shape)}", "pass a square matrix over the classes")
+        fail(
+            "cost_matrix",
+            f"shape ({num_classes}, {num_classes}), "
+            "cost_matrix[i, j] the cost of predicting j when the truth is i",
+            f"shape {fmt_shape(m.shape)}",
+            "pass a square matrix over the classes",
+        )
     return m
 
 
 def check_weight_by(weight_by: Any) -> str:
     if weight_by not in ("label", "prediction"):
-        fail("weight_by", "'label' or 'prediction'", repr(weight_by),
-             "'label' weighs each element by its true class")
+        fail(
+            "weight_by",
+            "'label' or 'prediction'",
+            repr(weight_by),
+            "'label' weighs each element by its true class",
+        )
     return str(weight_by)
 
 
@@ -357,40 +442,65 @@ class SigmoidBatch:
         """A scalar or (C,) weight broadcast along the label axis."""
         if value is None:
             return None
-        w = _checks.as_weight(self.be, value, argument, like=self.like,
-                              dtype=self.dtype)
-        _checks.check_class_vector(w, argument, self.num_labels, self.axis,
-                                   allow_scalar=True)
+        w = _checks.as_weight(
+            self.be, value, argument, like=self.like, dtype=self.dtype
+        )
+        _checks.check_class_vector(
+            w, argument, self.num_labels, self.axis, allow_scalar=True
+        )
         return along_axis(self.be, w, self.z.ndim, self.axis)
 
     def element_weight(self, factor: Any | None, sample_weight: Any | None) -> Any:
         if sample_weight is None:
             return factor
-        sw = sample_weight_to(self.be, sample_weight, tuple(self.z.shape),
-                              like=self.like, dtype=self.dtype)
+        sw = sample_weight_to(
+            self.be,
+            sample_weight,
+            tuple(self.z.shape),
+            like=self.like,
+            dtype=self.dtype,
+        )
         return sw if factor is None else factor * sw
 
 
 def prepare_sigmoid(
-    logits: Any, labels: Any, *, axis: int, ignore_index: Any,
-    label_smoothing: float = 0.0, check_range: bool = True,
+    logits: Any,
+    labels: Any,
+    *,
+    axis: int,
+    ignore_index: Any,
+    label_smoothing: float = 0.0,
+    check_range: bool = True,
 ) -> SigmoidBatch:
     be, logits = convert(logits)
     xp = be.xp
     if logits.ndim < 1:
-        fail("logits", "an array of rank >= 1", "a scalar",
-             "pass logits of shape (N,) or (N, C)")
+        fail(
+            "logits",
+            "an array of rank >= 1",
+            "a scalar",
+            "pass logits of shape (N,) or (N, C)",
+        )
     ax = _checks.normalize_axis(axis, logits.ndim)
     ignore = _checks.check_ignore_index(ignore_index)
     _checks.check_unit_interval(label_smoothing, "label_smoothing")
     z, cdt = cast_logits(be, logits)
     lab = be.asarray(labels, like=logits)
     if be.kind(lab) == "complex":
-        fail("labels", "real targets in [0, 1]", f"dtype {lab.dtype}",
-             "pass float targets", cls=TypeError)
+        fail(
+            "labels",
+            "real targets in [0, 1]",
+            f"dtype {lab.dtype}",
+            "pass float targets",
+            cls=TypeError,
+        )
     if tuple(lab.shape) != tuple(logits.shape):
-        fail("labels", f"targets of the logits' shape {fmt_shape(logits.shape)}",
-             f"shape {fmt_shape(lab.shape)}", "pass one target per logit")
+        fail(
+            "labels",
+            f"targets of the logits' shape {fmt_shape(logits.shape)}",
+            f"shape {fmt_shape(lab.shape)}",
+            "pass one target per logit",
+        )
     t = xp.astype(lab, cdt)
     valid = None if ignore is None else t != ignore
     if check_range and eager(be, logits, lab):
@@ -399,11 +509,14 @@ def prepare_sigmoid(
         if ignore is not None:
             bad &= host != ignore
         if bad.any():
-            fail("labels", "targets in [0, 1]"
-                 + (f" or ignore_index={ignore}" if ignore is not None else "")
-                 + " (checked outside jit/compile)",
-                 f"an entry equal to {host[bad][0]}",
-                 "pass binary or soft targets, or set ignore_index=")
+            fail(
+                "labels",
+                "targets in [0, 1]"
+                + (f" or ignore_index={ignore}" if ignore is not None else "")
+                + " (checked outside jit/compile)",
+                f"an entry equal to {host[bad][0]}",
+                "pass binary or soft targets, or set ignore_index=",
+            )
     if valid is not None:
         t = xp.where(valid, t, xp.zeros_like(t))
     return SigmoidBatch(be, z, t, valid, int(logits.shape[ax]), ax, cdt, logits)

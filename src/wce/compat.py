@@ -33,8 +33,12 @@ def _sigmoid(labels: Any, logits: Any, pos_weight: Any | None) -> Any:
     z, cdt = cast_logits(be, logits)
     t = be.xp.astype(be.asarray(labels, like=logits), cdt)
     if tuple(t.shape) != tuple(z.shape):
-        fail("labels", f"the logits' shape {fmt_shape(z.shape)}",
-             f"shape {fmt_shape(t.shape)}", "pass one target per logit")
+        fail(
+            "labels",
+            f"the logits' shape {fmt_shape(z.shape)}",
+            f"shape {fmt_shape(t.shape)}",
+            "pass one target per logit",
+        )
     if pos_weight is not None:
         pos_weight = be.xp.astype(be.asarray(pos_weight, like=logits), cdt)
     return finish(be, sigmoid_terms(be, z, t, pos_weight))
@@ -80,9 +84,7 @@ def weighted_cross_entropy_with_logits(
     return _sigmoid(labels, logits, pos_weight)
 
 
-def softmax_cross_entropy_with_logits(
-    labels: Any, logits: Any, axis: int = -1
-) -> Any:
+def softmax_cross_entropy_with_logits(labels: Any, logits: Any, axis: int = -1) -> Any:
     """``tf.nn.softmax_cross_entropy_with_logits``: probability labels, unreduced.
 
     ``-sum_c labels_c * log softmax(logits)_c`` along ``axis``.

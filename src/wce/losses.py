@@ -123,19 +123,40 @@ def softmax_cross_entropy(
     """
     reduction = _checks.check_reduction(reduction)
     weight_by = check_weight_by(weight_by)
-    batch = prepare_softmax(logits, labels, axis=axis, ignore_index=ignore_index,
-                            label_smoothing=label_smoothing)
+    batch = prepare_softmax(
+        logits,
+        labels,
+        axis=axis,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+    )
     be, like, cdt, c = batch.be, batch.like, batch.dtype, batch.num_classes
-    cw = prepare_class_vector(be, class_weight, "class_weight", batch, num_classes=c,
-                              axis=axis, allow_scalar=False, like=like, dtype=cdt)
+    cw = prepare_class_vector(
+        be,
+        class_weight,
+        "class_weight",
+        batch,
+        num_classes=c,
+        axis=batch.axis,
+        allow_scalar=False,
+        like=like,
+        dtype=cdt,
+    )
     cost = prepare_cost_matrix(be, cost_matrix, c, like=like, dtype=cdt)
 
     loss = batch.cross_entropy(log_softmax(be, batch.x), label_smoothing)
     factor = batch.class_factor(cw, weight_by, cost)
     weight = batch.element_weight(factor, sample_weight)
 
-    out = reduce(be, loss, weight, batch.valid, reduction, axis_name=axis_name,
-                 normalizer=normalizer)
+    out = reduce(
+        be,
+        loss,
+        weight,
+        batch.valid,
+        reduction,
+        axis_name=axis_name,
+        normalizer=normalizer,
+    )
     return finish(be, out)
 
 
@@ -206,8 +227,13 @@ def sigmoid_cross_entropy(
         0.4141...
     """
     reduction = _checks.check_reduction(reduction)
-    batch = prepare_sigmoid(logits, labels, axis=axis, ignore_index=ignore_index,
-                            label_smoothing=label_smoothing)
+    batch = prepare_sigmoid(
+        logits,
+        labels,
+        axis=axis,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+    )
     be = batch.be
     pw = batch.per_label(pos_weight, "pos_weight")
     cw = batch.per_label(class_weight, "class_weight")
@@ -215,6 +241,13 @@ def sigmoid_cross_entropy(
     loss = sigmoid_terms(be, batch.z, batch.smoothed(label_smoothing), pw)
     weight = batch.element_weight(cw, sample_weight)
 
-    out = reduce(be, loss, weight, batch.valid, reduction, axis_name=axis_name,
-                 normalizer=normalizer)
+    out = reduce(
+        be,
+        loss,
+        weight,
+        batch.valid,
+        reduction,
+        axis_name=axis_name,
+        normalizer=normalizer,
+    )
     return finish(be, out)
