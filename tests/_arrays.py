@@ -77,7 +77,7 @@ def grad(backend: str, fn: Any, x: Any, upstream: Any = None) -> np.ndarray:
         g = (
             torch.ones_like(out)
             if upstream is None
-            else to("torch", upstream, out.dtype)
+            else torch.as_tensor(np.asarray(upstream), dtype=out.dtype)
         )
         (gx,) = torch.autograd.grad(out, x, g)
         return host(gx)

@@ -262,6 +262,23 @@ def test_long_tailed_subset() -> None:
     assert not np.array_equal(keep, datasets.long_tailed_subset(y, 10, seed=4))
 
 
+def test_committed_format_is_deterministic() -> None:
+    text = _files.csv_text(["a", "class"], np.array([[1, 2], [-3, 4]]))
+    assert text == b"a,class\n1,2\n-3,4\n"
+    packed = _files.compress(text)
+    assert packed == _files.compress(text)
+    assert packed[4:8] == b"\0\0\0\0"  # gzip timestamp
+    assert gzip.decompress(packed) == text
+
+
+def test_licences_are_shipped() -> None:
+    notes = resources.files("wce.datasets").joinpath("LICENSES", "DATA_SOURCES.md")
+    text = notes.read_text()
+    for name in datasets.available():
+        assert f"## {name}" in text
+    assert text.count("CC BY 4.0") >= 2
+
+
 def test_load_returns_fresh_arrays() -> None:
     first = datasets.load("satimage")
     first.X[0, 0] = -1.0

@@ -192,16 +192,17 @@ class SoftmaxBatch:
         xp = self.be.xp
         eps = label_smoothing
         zero = xp.zeros_like(logp)
+        neg_logp = zero - logp  # 0 - 0 is +0, so a certain prediction gives +0
         if self.targets is None:
-            nll = -xp.sum(xp.where(self.onehot(), logp, zero), axis=-1)
+            nll = xp.sum(xp.where(self.onehot(), neg_logp, zero), axis=-1)
             if eps == 0.0:
                 return nll
-            return (1 - eps) * nll - (eps / self.num_classes) * xp.sum(logp, axis=-1)
+            return (1 - eps) * nll + (eps / self.num_classes) * xp.sum(neg_logp, -1)
         q = self.targets
         if eps != 0.0:
             q = (1 - eps) * q + eps / self.num_classes
         # 0 * log 0 = 0: a masked class with no target mass adds nothing
-        return -xp.sum(q * xp.where(q > 0, logp, zero), axis=-1)
+        return xp.sum(q * xp.where(q > 0, neg_logp, zero), axis=-1)
 
     def gather_class(self, per_class: Any) -> Any:
         """``per_class[label]`` for class ids, ``sum_c per_class_c t_c`` otherwise."""

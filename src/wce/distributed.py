@@ -28,10 +28,12 @@ the sums over the ``K`` ranks: its value is the global loss, and its gradient is
 ``K`` times the rank's share, so DDP's average over ranks is the exact gradient of
 the concatenated batch.
 
-Micro-batches (gradient accumulation): :class:`GradientAccumulator` (PyTorch) backs
-up each micro-batch's sum and divides the accumulated gradients once by the total
-denominator; :func:`sum_and_denominator` gives the two parts of a loss for any
-backend (see ``docs/adapters.md`` for JAX).
+Micro-batches (gradient accumulation): :class:`GradientAccumulator` (PyTorch)
+back-propagates each micro-batch's weighted sum and divides the accumulated
+gradients once by the total denominator; :func:`sum_and_denominator` gives the two
+parts of a loss on any backend (see ``docs/adapters.md`` for JAX); and
+:func:`fixed_denominator` divides every micro-batch by a global denominator known
+in advance.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ._core import Normalizer
 __all__ = [
     "GradientAccumulator",
     "axis_normalizer",
+    "fixed_denominator",
     "process_group_normalizer",
     "sum_and_denominator",
 ]
@@ -68,9 +71,14 @@ def axis_normalizer(axis_name: Any) -> Normalizer:
 
     def normalize(be: Backend, num: Any, den: Any) -> tuple[Any, Any]:
         if be.name != "jax":
-            fail("axis_name", "None for non-JAX arrays", repr(axis_name),
-                 "use process_group_normalizer() or sync_normalizer=True for "
-                 "torch.distributed", cls=TypeError)
+            fail(
+                "axis_name",
+                "None for non-JAX arrays",
+                repr(axis_name),
+                "use process_group_normalizer() or sync_normalizer=True for "
+                "torch.distributed",
+                cls=TypeError,
+            )
         import jax
 
         num = jax.lax.psum(num, axis_name)
@@ -81,9 +89,7 @@ def axis_normalizer(axis_name: Any) -> Normalizer:
     return normalize
 
 
-def _torch_group_sums(
-    num: Any, den: Any, group: Any
-) -> tuple[Any, Any, int] | None:
+def _torch_group_sums(num: Any, den: Any, group: Any) -> tuple[Any, Any, int] | None:
     """(sum of num, sum of den, world size) over the group; None if not distributed."""
     import torch
     import torch.distributed as dist
@@ -116,8 +122,13 @@ def process_group_normalizer(group: Any = None) -> Normalizer:
 
     def normalize(be: Backend, num: Any, den: Any) -> tuple[Any, Any]:
         if be.name != "torch":
-            fail("normalizer", "used with PyTorch tensors",
-                 f"{be.name} arrays", "use axis_name= with JAX", cls=TypeError)
+            fail(
+                "normalizer",
+                "used with PyTorch tensors",
+                f"{be.name} arrays",
+                "use axis_name= with JAX",
+                cls=TypeError,
+            )
         sums = _torch_group_sums(num, den, group)
         if sums is None:
             return num, den
@@ -126,6 +137,40 @@ def process_group_normalizer(group: Any = None) -> Normalizer:
         if den is not None:
             den = total_den + size * (den - den.detach())
         return num, den
+
+    return normalize
+
+
+def fixed_denominator(total: Any) -> Normalizer:
+    """A normalizer that divides by a denominator known in advance.
+
+    For micro-batches whose global denominator is known before the first
+    backward pass (``"mean"`` without ignored elements: the number of elements
+    of the whole batch; ``"weighted_mean"``: the sum of the weights), each
+    micro-batch's loss ``s_m / total`` then adds up to the batch's loss, and so do
+    the gradients.
+
+    Args:
+        total: the denominator of the whole batch (a number or a 0-d array).
+
+    Returns:
+        The normalizer ``(be, num, den) -> (num, total)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import wce
+        >>> z, y = np.zeros((4, 2)), np.array([0, 1, 1, 0])
+        >>> halves = [wce.softmax_cross_entropy(z[i:i + 2], y[i:i + 2],
+        ...                                     normalizer=fixed_denominator(4))
+        ...           for i in (0, 2)]
+        >>> float(sum(halves)), float(wce.softmax_cross_entropy(z, y))
+        (0.6931..., 0.6931...)
+    """
+
+    def normalize(be: Backend, num: Any, den: Any) -> tuple[Any, Any]:
+        if den is None:
+            return num, None
+        return num, be.asarray(total, like=num, dtype=num.dtype)
 
     return normalize
 
@@ -160,11 +205,19 @@ def sum_and_denominator(
         (1.3862..., 2.0)
     """
     if kwargs.get("reduction") == "none":
-        fail("reduction", "'sum', 'mean' or 'weighted_mean'", "'none'",
-             "an unreduced loss has no denominator")
+        fail(
+            "reduction",
+            "'sum', 'mean' or 'weighted_mean'",
+            "'none'",
+            "an unreduced loss has no denominator",
+        )
     if "normalizer" in kwargs or kwargs.get("axis_name") is not None:
-        fail("normalizer", "not given to sum_and_denominator", "a normalizer",
-             "combine the returned sums yourself")
+        fail(
+            "normalizer",
+            "not given to sum_and_denominator",
+            "a normalizer",
+            "combine the returned sums yourself",
+        )
     parts: list[Any] = []
 
     def capture(be: Backend, num: Any, den: Any) -> tuple[Any, Any]:
@@ -213,11 +266,20 @@ class GradientAccumulator:
 
     def __call__(self, be: Backend, num: Any, den: Any) -> tuple[Any, Any]:
         if be.name != "torch":
-            fail("normalizer", "used with PyTorch tensors", f"{be.name} arrays",
-                 "use sum_and_denominator for other backends", cls=TypeError)
+            fail(
+                "normalizer",
+                "used with PyTorch tensors",
+                f"{be.name} arrays",
+                "use sum_and_denominator for other backends",
+                cls=TypeError,
+            )
         if den is None:
-            fail("reduction", "'mean' or 'weighted_mean' with GradientAccumulator",
-                 "'sum'", "a sum needs no normalisation: backward it directly")
+            fail(
+                "reduction",
+                "'mean' or 'weighted_mean' with GradientAccumulator",
+                "'sum'",
+                "a sum needs no normalisation: backward it directly",
+            )
         n, d = num.detach(), den.detach()
         self._num = n if self._num is None else self._num + n
         self._den = d if self._den is None else self._den + d
@@ -246,8 +308,12 @@ class GradientAccumulator:
         import torch
 
         if self._den is None:
-            fail("GradientAccumulator.step", "called after at least one loss",
-                 "no loss", "compute the micro-batch losses with normalizer=acc")
+            fail(
+                "GradientAccumulator.step",
+                "called after at least one loss",
+                "no loss",
+                "compute the micro-batch losses with normalizer=acc",
+            )
         num, den, scale = self._num, self._den, 1.0
         if self.sync:
             sums = _torch_group_sums(num, den, self.group)

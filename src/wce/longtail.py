@@ -140,12 +140,6 @@ def _neg_inf_like(be: Backend, x: Any) -> Any:
     return be.xp.zeros_like(x) - math.inf
 
 
-def _matmul(be: Backend, a: Any, b: Any) -> Any:
-    if be.name == "tensorflow":
-        return be.xp._tf.linalg.matmul(a, b)
-    return be.xp.matmul(a, b)
-
-
 def _logaddexp(be: Backend, u: Any, v: Any) -> Any:
     """log(exp(u) + exp(v)) for arrays that are not both -inf."""
     xp = be.xp
@@ -453,7 +447,7 @@ def softmax_focal_loss(
         zero = xp.zeros_like(q)
         # classes without target mass are left out before any product with inf
         active = q > 0
-        nlp = xp.where(active, -logp, zero)
+        nlp = xp.where(active, zero - logp, zero)
         focus = xp.exp(gamma * xp.where(active, log1m, zero))
         loss = xp.sum(q * focus * nlp, axis=-1)
     weight = batch.element_weight(batch.class_factor(cw, "label", None), sample_weight)
@@ -947,7 +941,7 @@ def expected_cost_loss(
     cw = _class_weight(batch, class_weight, axis)
 
     q = xp.reshape(_smoothed_targets(batch, label_smoothing), (-1, c))
-    row = xp.reshape(_matmul(be, q, cost), tuple(batch.x.shape))
+    row = xp.reshape(xp.matmul(q, cost), tuple(batch.x.shape))
     p = xp.exp(log_softmax(be, batch.x))
     loss = xp.sum(row * p, axis=-1)
     weight = batch.element_weight(batch.class_factor(cw, "label", None), sample_weight)

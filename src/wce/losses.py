@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _checks
+from . import _checks, _fused
 from ._core import (
     Normalizer,
     check_weight_by,
@@ -52,6 +52,7 @@ def softmax_cross_entropy(
     reduction: str = "mean",
     axis_name: str | None = None,
     normalizer: Normalizer | None = None,
+    inplace_backward: bool = False,
 ) -> Any:
     """Weighted softmax cross-entropy for single-label classification.
 
@@ -97,6 +98,11 @@ def softmax_cross_entropy(
             (see :mod:`wce.distributed`).
         normalizer: advanced; combines local sums across workers (see
             :mod:`wce.distributed`).
+        inplace_backward: PyTorch only, a memory hint: the fused kernel writes
+            the gradient over the logits' buffer instead of a new one. Unsafe
+            when the logits are needed afterwards or saved by another operation
+            (see docs/torch-fast-path.md); ignored where the fused path does not
+            apply (other backends, ``torch.compile``).
 
     Returns:
         The reduced loss (a 0-d array), or with ``reduction="none"`` the weighted
@@ -121,6 +127,9 @@ def softmax_cross_entropy(
         ...                             reduction="weighted_mean"))
         2.0201...
     """
+    fast = _fused.dispatch("softmax", locals())
+    if fast is not NotImplemented:
+        return fast
     reduction = _checks.check_reduction(reduction)
     weight_by = check_weight_by(weight_by)
     batch = prepare_softmax(
@@ -173,6 +182,7 @@ def sigmoid_cross_entropy(
     reduction: str = "mean",
     axis_name: str | None = None,
     normalizer: Normalizer | None = None,
+    inplace_backward: bool = False,
 ) -> Any:
     """Weighted sigmoid (binary) cross-entropy for binary and multi-label tasks.
 
@@ -208,6 +218,8 @@ def sigmoid_cross_entropy(
         axis_name: JAX only: the mapped axis over which the denominator is summed
             (see :mod:`wce.distributed`).
         normalizer: advanced; combines local sums across workers.
+        inplace_backward: PyTorch only: the gradient overwrites the logits'
+            buffer (see ``softmax_cross_entropy``).
 
     Returns:
         The reduced loss (0-d), or with ``reduction="none"`` the weighted losses of
@@ -226,6 +238,9 @@ def sigmoid_cross_entropy(
         >>> float(sigmoid_cross_entropy(z, t, pos_weight=[3.0, 1.0]))
         0.4141...
     """
+    fast = _fused.dispatch("sigmoid", locals())
+    if fast is not NotImplemented:
+        return fast
     reduction = _checks.check_reduction(reduction)
     batch = prepare_sigmoid(
         logits,

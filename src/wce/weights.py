@@ -92,10 +92,10 @@ def class_counts(
 
     Returns:
         Float counts of shape (C,), of the backend and device of ``labels``:
-        float64 (float32 on JAX without x64). For a Dask
-        input, a lazy Dask array of shape (C,) that runs on the scheduler in use
-        when computed (its length is unknown until then if ``num_classes`` is
-        ``None``).
+        float64 (float32 on JAX without x64). For a Dask input, a lazy Dask
+        array of shape (C,) that runs on the scheduler in use when computed (its
+        length is unknown until then if ``num_classes`` is ``None``), and whose
+        checks run then.
 
     Raises:
         TypeError: floating or complex labels, ``num_classes`` not an int, or
@@ -103,6 +103,9 @@ def class_counts(
         ValueError: outside tracing, a class id that is negative or not below
             ``num_classes`` (other than ``ignore_index``), no labels at all with
             ``num_classes=None``, negative or non-finite ``sample_weight``.
+
+    Not checked under tracing: the range of the class ids; an id outside
+    [0, C) is then not counted.
 
     Examples:
         >>> import numpy as np
@@ -120,7 +123,7 @@ def class_counts(
     be, lab = convert(labels)
     _check_label_kind(be, lab)
     if be.kind(lab) == "bool":
-        lab = be.xp.astype(lab, be.xp.int64)
+        lab = be.xp.astype(lab, _index_dtype(be))
     traced = be.is_traced(lab)
     if not traced:
         num_classes = _check_class_ids(be, lab, num_classes, ignore)
@@ -144,7 +147,7 @@ def class_counts(
             be, sample_weight, tuple(lab.shape), like=lab, dtype=dtype
         )
         weight = weight * xp.broadcast_to(sw, tuple(lab.shape))
-    index = xp.astype(xp.where(valid, lab, xp.zeros_like(lab)), xp.int64)
+    index = xp.astype(xp.where(valid, lab, xp.zeros_like(lab)), _index_dtype(be))
     flat = (int(np.prod(lab.shape)),)
     counts = _scatter_add(
         be,
@@ -236,6 +239,13 @@ def _count_dtype(be: Backend) -> Any:
     return be.xp.float64
 
 
+def _index_dtype(be: Backend) -> Any:
+    """int64, or int32 on JAX without x64 (which would warn and truncate)."""
+    if be.name == "jax" and _count_dtype(be) != be.xp.float64:
+        return be.xp.int32
+    return be.xp.int64
+
+
 def _scatter_add(
     be: Backend, index: Any, weight: Any, size: int, dtype: Any, *, like: Any
 ) -> Any:
@@ -292,12 +302,15 @@ def _dask_counts(
 def _dask_parts(labels: Any, sample_weight: Any | None) -> tuple[list, list]:
     import dask.array as da
 
-    dtype = np.dtype(labels.dtype)
+    try:
+        dtype = np.dtype(labels.dtype)
+    except TypeError:  # a pandas extension dtype, such as a category
+        dtype = np.dtype(object)
     if dtype.kind not in "iub":
         fail(
             "labels",
             "integer class ids",
-            f"dtype {dtype}",
+            f"dtype {labels.dtype}",
             "cast them with .astype(int) (for multi-hot labels use pos_weight)",
             cls=TypeError,
         )
@@ -555,13 +568,13 @@ def _check_counts(host: np.ndarray, empty: str) -> None:
     if len(zero) and empty == "error":
         names = ", ".join(str(int(i)) for i in zero[:10])
         more = f" and {len(zero) - 10} more" if len(zero) > 10 else ""
-        cls = "class" if len(zero) == 1 else "classes"
+        cls, it = ("class", "it") if len(zero) == 1 else ("classes", "them")
         fail(
             "counts",
             "positive for every class (the weights divide by n_c)",
             f"0 for {cls} {names}{more} (no samples, or zero total sample_weight)",
-            f"give {cls} {names} samples, drop it from "
-            "num_classes, or pass empty='zero' to give it weight 0",
+            f"give {cls} {names} samples, drop {it} from num_classes, or pass "
+            f"empty='zero' to give {it} weight 0",
         )
 
 
@@ -624,7 +637,7 @@ def _masked_median(be: Backend, v: Any, present: Any, k: Any) -> Any:
         s = be.xp._tf.sort(xp.where(present, v, inf))
     else:
         s = xp.sort(xp.where(present, v, inf))
-    k_int = xp.astype(xp.where(k > 0, k, k + 1), xp.int64)
+    k_int = xp.astype(xp.where(k > 0, k, k + 1), _index_dtype(be))
     lo = xp.reshape((k_int - 1) // 2, (1,))
     hi = xp.reshape(k_int // 2, (1,))
     mid = (xp.take(s, lo, axis=0) + xp.take(s, hi, axis=0)) / 2

@@ -21,12 +21,13 @@ from ..compare.runner import DEFAULTS
 __all__ = ["compare_command", "register"]
 
 FORMATS = ("table", "json")
-HELP = f"""Train the same model with each loss on the same split and seeds, and report
-per-class results side by side.
-
-With no arguments it runs on the built-in satimage dataset. The default losses are
-{", ".join(DEFAULT_LOSSES)}; all losses: {", ".join(LOSSES)}.
-"""
+_DEFAULT_SEEDS = ",".join(map(str, DEFAULTS.seeds))
+HELP = (
+    "Train the same model with each loss on the same split and seeds, and report "
+    "per-class results side by side.\n\n"
+    "With no arguments it runs on the built-in satimage dataset. Default losses: "
+    f"{', '.join(DEFAULT_LOSSES)}. All losses: {', '.join(LOSSES)}."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,12 +40,13 @@ def compare_command(
         Path | None,
         typer.Argument(
             help="CSV or Parquet file with your data (needs --target or --targets).",
+            metavar="DATA",
             show_default=False,
         ),
     ] = None,
     dataset: Annotated[
         str | None,
-        typer.Option(help="Built-in dataset instead of a file [default: satimage]."),
+        typer.Option(help="Built-in dataset instead of a file (default: satimage)."),
     ] = None,
     target: Annotated[
         str | None, typer.Option(help="Class column of a single-label data file.")
@@ -57,7 +59,7 @@ def compare_command(
         str | None,
         typer.Option(
             help="Comma-separated losses, each NAME or NAME:OPTION=VALUE "
-            "(focal:gamma=1) [default: " + ",".join(DEFAULT_LOSSES) + "]."
+            "(focal:gamma=1). Default: " + ", ".join(DEFAULT_LOSSES) + "."
         ),
     ] = None,
     cost_matrix: Annotated[
@@ -72,7 +74,7 @@ def compare_command(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = DEFAULTS.epochs,
     seeds: Annotated[
         str, typer.Option(help="Comma-separated seeds, one training per seed.")
-    ] = ",".join(str(s) for s in DEFAULTS.seeds),
+    ] = _DEFAULT_SEEDS,
     test_size: Annotated[
         float, typer.Option(help="Held-out fraction (stratified split).")
     ] = DEFAULTS.test_size,
@@ -86,10 +88,19 @@ def compare_command(
 ) -> None:
     try:
         _run(
-            data, dataset=dataset, target=target, targets=targets, losses=losses,
-            cost_matrix=cost_matrix, model=model, epochs=epochs, seeds=seeds,
-            test_size=test_size, out=out, output_format=output_format,
-        )  # fmt: skip
+            data,
+            dataset=dataset,
+            target=target,
+            targets=targets,
+            losses=losses,
+            cost_matrix=cost_matrix,
+            model=model,
+            epochs=epochs,
+            seeds=seeds,
+            test_size=test_size,
+            out=out,
+            output_format=output_format,
+        )
     except _errors.CompareError as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(err.exit_code) from None
@@ -117,35 +128,53 @@ def _run(
             f"unknown --format '{output_format}'; choose table or json"
         )
     seed_list = _parse_seeds(seeds)
-    cmp.parse_losses(losses, cost_matrix=cost_matrix is not None)
-    if model not in cmp.MODELS:
-        raise _errors.UsageError(f"unknown --model '{model}'; choose linear or mlp")
-    if epochs < 1:
-        raise _errors.UsageError(f"--epochs must be at least 1, got {epochs}")
+    cmp.check_request(
+        losses,
+        model=model,
+        epochs=epochs,
+        seeds=seed_list,
+        cost_matrix=cost_matrix is not None,
+    )
     if cost_matrix is not None and not cost_matrix.is_file():
         raise _errors.UsageError(f"cost matrix file '{cost_matrix}' not found")
+    if out is not None and out.exists() and not out.is_dir():
+        raise _errors.UsageError(f"--out '{out}' is a file; pass a folder")
     label_columns = _split_names(targets) if targets is not None else None
 
     prepared = cmp.prepare(
-        data, dataset=dataset, target=target, targets=label_columns,
-        test_size=test_size, seed=seed_list[0],
-    )  # fmt: skip
+        data,
+        dataset=dataset,
+        target=target,
+        targets=label_columns,
+        test_size=test_size,
+        seed=seed_list[0],
+    )
     costs = None
     if cost_matrix is not None:
         costs = cmp.load_cost_matrix(cost_matrix, prepared.num_classes)
     total = cmp.count_epochs(
         losses, epochs=epochs, seeds=seed_list, cost_matrix=costs is not None
     )
-    with _progress(total) as advance:
+    with _Progress(total) as advance:
         result = cmp.compare(
-            prepared, losses=losses, model=model, epochs=epochs, seeds=seed_list,
-            cost_matrix=costs, on_epoch=advance,
-        )  # fmt: skip
+            prepared,
+            losses=losses,
+            model=model,
+            epochs=epochs,
+            seeds=seed_list,
+            cost_matrix=costs,
+            on_epoch=advance,
+        )
 
     if out is not None:
         from ..compare.report import write_report
 
-        report = write_report(result, out)
+        try:
+            report = write_report(result, out)
+        except OSError as err:
+            raise _errors.DataError(
+                f"cannot write the report into '{out}': {err.strerror or err}"
+            ) from None
         typer.echo(f"Report written to {report}", err=True)
     if output_format == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -163,10 +192,6 @@ def _parse_seeds(text: str) -> list[int]:
         raise _errors.UsageError(
             f"--seeds takes comma-separated integers such as 0,1,2, got '{text}'"
         ) from None
-    if not seeds:
-        raise _errors.UsageError("--seeds needs at least one seed, such as 0,1,2")
-    if len(set(seeds)) != len(seeds):
-        raise _errors.UsageError(f"--seeds lists a seed twice: '{text}'")
     return seeds
 
 
@@ -174,7 +199,7 @@ def _split_names(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
-class _progress:
+class _Progress:
     """A progress bar on stderr when it is a terminal; otherwise nothing."""
 
     def __init__(self, total: int) -> None:
@@ -194,13 +219,21 @@ class _progress:
         )
 
         self.bar = Progress(
-            TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("epochs"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
-        )  # fmt: skip
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.bar.start()
         task = self.bar.add_task("training", total=self.total)
-        return lambda: self.bar.advance(task)
+
+        def advance(loss: str, seed: int) -> None:
+            self.bar.update(task, advance=1, description=f"{loss}, seed {seed}")
+
+        return advance
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

@@ -3,10 +3,12 @@
 Train the same model with each loss on the same split and seeds, and measure each
 on the held-out split::
 
-    >>> from wce import compare  # doctest: +SKIP
-    >>> data = compare.prepare(dataset="satimage")  # doctest: +SKIP
-    >>> result = compare.compare(data, losses="ce,balanced-ce")  # doctest: +SKIP
-    >>> result.run("balanced-ce").metrics["worst_class_recall"]  # doctest: +SKIP
+    from wce import compare
+
+    data = compare.prepare(dataset="satimage")  # or prepare("data.csv", target="y")
+    result = compare.compare(data, losses="ce,balanced-ce")
+    result.run("balanced-ce").metrics["worst_class_recall"]  # {"mean": .., "std": ..}
+    compare.write_report(result, "report")
 
 Training runs in PyTorch on the CPU through wce's own losses; metrics come from
 scikit-learn; :func:`write_report` writes a Markdown report with plots.
@@ -18,10 +20,12 @@ from ._errors import CompareError, DataError, UsageError
 from .data import PreparedData, from_dataset, from_table, load_table
 from .metrics import METRICS
 from .objectives import DEFAULT_LOSSES, LOSSES, LossSpec, parse_losses
+from .report import print_table, write_report
 from .runner import (
     DEFAULTS,
     CompareResult,
     LossResult,
+    check_request,
     compare,
     count_epochs,
     load_cost_matrix,
@@ -42,6 +46,7 @@ __all__ = [
     "LossSpec",
     "PreparedData",
     "UsageError",
+    "check_request",
     "compare",
     "count_epochs",
     "from_dataset",
@@ -50,4 +55,6 @@ __all__ = [
     "load_table",
     "parse_losses",
     "prepare",
+    "print_table",
+    "write_report",
 ]

@@ -22,7 +22,12 @@ __all__ = ["PreparedData", "from_dataset", "from_table", "load_table"]
 
 TASKS = ("binary", "multiclass", "multilabel")
 MAX_CATEGORIES = 64
-_TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+_TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,14 @@ class PreparedData:
     def num_classes(self) -> int:
         """Classes for single-label tasks, labels for multi-label."""
         return len(self.class_names)
+
+    @property
+    def training_targets(self) -> np.ndarray:
+        """``y_train`` in the shape of the model's outputs: (n_train, 1) floats for
+        binary (one sigmoid logit), unchanged otherwise."""
+        if self.task == "binary":
+            return self.y_train[:, None].astype(np.float32)
+        return self.y_train
 
     @property
     def train_counts(self) -> np.ndarray:
@@ -90,7 +103,8 @@ def load_table(path: str | Path) -> pd.DataFrame:
         else:
             frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
     except (ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err)
+        text = str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
         raise DataError(f"cannot read '{path.name}': {first}") from None
     if frame.empty:
         raise DataError(f"'{path.name}' has no rows")
@@ -129,7 +143,7 @@ def from_table(
     _check_test_size(test_size)
     if (target is None) == (not targets):
         raise UsageError("pass either --target COLUMN or --targets A,B,C")
-    wanted = [target] if target is not None else list(targets or [])
+    wanted = [target] if target is not None else list(dict.fromkeys(targets or []))
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise UsageError(
@@ -149,12 +163,19 @@ def from_table(
         class_names = tuple(wanted)
         task = "multilabel"
     return _prepare(
-        name, task, class_names, features[keep].reset_index(drop=True), y,
-        test_size=test_size, seed=seed,
+        name,
+        task,
+        class_names,
+        features[keep].reset_index(drop=True),
+        y,
+        test_size=test_size,
+        seed=seed,
     )
 
 
-def from_dataset(dataset: Any, *, test_size: float = 0.25, seed: int = 0) -> PreparedData:
+def from_dataset(
+    dataset: Any, *, test_size: float = 0.25, seed: int = 0
+) -> PreparedData:
     """Split (unless it has a test set) and encode a :mod:`wce.datasets` dataset."""
     _check_test_size(test_size)
     task = str(dataset.task)
@@ -163,8 +184,9 @@ def from_dataset(dataset: Any, *, test_size: float = 0.25, seed: int = 0) -> Pre
     y = y.astype(np.float32) if task == "multilabel" else y.astype(np.int64)
     X = _as_frame(dataset.X, dataset.feature_names)
     if getattr(dataset, "X_test", None) is None:
-        return _prepare(dataset.name, task, class_names, X, y,
-                        test_size=test_size, seed=seed)
+        return _prepare(
+            dataset.name, task, class_names, X, y, test_size=test_size, seed=seed
+        )
     y_test = np.asarray(dataset.y_test)
     y_test = y_test.astype(y.dtype)
     X_test = _as_frame(dataset.X_test, dataset.feature_names)
@@ -177,7 +199,9 @@ def from_dataset(dataset: Any, *, test_size: float = 0.25, seed: int = 0) -> Pre
 def _encode_target(column: pd.Series, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """Class ids and class names of a single-label target column."""
     values = column
-    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+    if not (
+        pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    ):
         as_numbers = pd.to_numeric(values, errors="coerce")
         text = as_numbers.isna().to_numpy()
         if not text.all() and text.any():
@@ -207,6 +231,8 @@ def _encode_target(column: pd.Series, name: str) -> tuple[np.ndarray, tuple[str,
         if len(classes_s) == 2 and np.mean(y) > 0.5:
             classes_s, y = classes_s[::-1], 1 - y
         class_names = tuple(str(c) for c in classes_s)
+    if not class_names:
+        raise DataError(f"target '{name}' has no values; every row is missing")
     if len(class_names) < 2:
         raise DataError(
             f"target '{name}' has one class only ({class_names[0]!r} in {len(y)} "
@@ -289,7 +315,8 @@ def _check_split(
     if small.size:
         c = small[np.argmin(counts[small])]
         kind = "label" if task == "multilabel" else "class"
-        rows = "positive rows" if task == "multilabel" else "rows"
+        rows = "positive row" if task == "multilabel" else "row"
+        rows += "" if counts[c] == 1 else "s"
         raise DataError(
             f"{kind} '{class_names[c]}' has {counts[c]} {rows}, too few for "
             f"--test-size {test_size:g}: each {kind} needs at least {need}; "
@@ -336,17 +363,26 @@ def _feature_pipeline(X: pd.DataFrame) -> Any:
     observed = [c for c in X.columns if X[c].notna().any()]
     numeric = [c for c in observed if _is_number(X[c])]
     categorical = [c for c in observed if c not in numeric]
-    numbers = Pipeline([
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
-    ])
-    categories = Pipeline([
-        ("as_text", FunctionTransformer(_as_text, feature_names_out="one-to-one")),
-        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-        ("one_hot", OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                  max_categories=MAX_CATEGORIES,
-                                  sparse_output=False)),
-    ])
+    numbers = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+        ]
+    )
+    categories = Pipeline(
+        [
+            ("as_text", FunctionTransformer(_as_text, feature_names_out="one-to-one")),
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            (
+                "one_hot",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    max_categories=MAX_CATEGORIES,
+                    sparse_output=False,
+                ),
+            ),
+        ]
+    )
     return ColumnTransformer(
         [("numeric", numbers, numeric), ("categorical", categories, categorical)],
         verbose_feature_names_out=False,
@@ -359,9 +395,8 @@ def _is_number(column: pd.Series) -> bool:
 
 def _as_text(X: Any) -> np.ndarray:
     """Categorical columns as an object array of strings, missing as NaN."""
-    frame = pd.DataFrame(X)
-    out = frame.astype(object).where(frame.notna(), np.nan)
-    text = out.map(lambda v: v if v is np.nan else str(v))
+    frame = pd.DataFrame(X).astype(object)
+    text = frame.map(lambda v: np.nan if pd.isna(v) else str(v))
     return np.asarray(text.to_numpy(dtype=object))
 
 

@@ -46,12 +46,15 @@ def predictions(task: str, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def evaluate(
     task: str,
     y_true: np.ndarray,
-    logits: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray,
     *,
     num_classes: int,
     cost_matrix: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The metrics of one trained model on the held-out split.
+
+    ``predicted`` and ``proba`` are what :func:`predictions` makes of its logits.
 
     Multi-label: ``accuracy`` is the exact-match ratio, ``balanced_accuracy`` the
     mean over labels of each label's balanced accuracy, ``log_loss`` the mean over
@@ -59,28 +62,36 @@ def evaluate(
     """
     from sklearn import metrics as skm
 
-    predicted, proba = predictions(task, logits)
-    per_class = {"labels": None if task == "multilabel" else range(num_classes),
-                 "average": None, "zero_division": 0.0}
+    per_class = {
+        "labels": None if task == "multilabel" else range(num_classes),
+        "average": None,
+        "zero_division": 0.0,
+    }
     recall = skm.recall_score(y_true, predicted, **per_class)
     precision = skm.precision_score(y_true, predicted, **per_class)
     out: dict[str, Any] = {"accuracy": skm.accuracy_score(y_true, predicted)}
     if task == "multilabel":
-        out["balanced_accuracy"] = np.mean([
-            skm.balanced_accuracy_score(y_true[:, c], predicted[:, c])
-            for c in range(num_classes)
-        ])
+        out["balanced_accuracy"] = np.mean(
+            [
+                skm.balanced_accuracy_score(y_true[:, c], predicted[:, c])
+                for c in range(num_classes)
+            ]
+        )
     else:
         out["balanced_accuracy"] = skm.balanced_accuracy_score(y_true, predicted)
-    out["macro_f1"] = skm.f1_score(y_true, predicted, average="macro", zero_division=0.0)
+    out["macro_f1"] = skm.f1_score(
+        y_true, predicted, average="macro", zero_division=0.0
+    )
     out["worst_class_recall"] = float(np.min(recall))
     out["recall_per_class"] = [float(r) for r in recall]
     out["precision_per_class"] = [float(p) for p in precision]
     if task == "multilabel":
-        out["log_loss"] = np.mean([
-            skm.log_loss(y_true[:, c], proba[:, c], labels=[0, 1])
-            for c in range(num_classes)
-        ])
+        out["log_loss"] = np.mean(
+            [
+                skm.log_loss(y_true[:, c], proba[:, c], labels=[0, 1])
+                for c in range(num_classes)
+            ]
+        )
     else:
         out["log_loss"] = skm.log_loss(y_true, proba, labels=list(range(num_classes)))
     if task == "binary":

@@ -42,7 +42,9 @@ LOSSES: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     ),
     "focal": ("focal loss", {"gamma": 2.0, "alpha": None}, _ALL),
     "logit-adjusted": (
-        "cross-entropy of logits + tau * log(prior)", {"tau": 1.0}, _ALL
+        "cross-entropy of logits + tau * log(prior)",
+        {"tau": 1.0},
+        _ALL,
     ),
     "ce-posthoc": (
         "plain cross-entropy, decided with logits - tau * log(prior)",
@@ -56,7 +58,9 @@ LOSSES: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
         ("binary", "multilabel"),
     ),
     "cost-ce": (
-        "cross-entropy weighted by the cost of the predicted class", {}, _SINGLE
+        "cross-entropy weighted by the cost of the predicted class",
+        {},
+        _SINGLE,
     ),
     "expected-cost": ("expected cost under the cost matrix", {}, _SINGLE),
 }
@@ -96,6 +100,12 @@ def parse_losses(text: str | None, *, cost_matrix: bool = False) -> list[LossSpe
     Raises:
         UsageError: an unknown loss or option, a bad option value, a loss listed
             twice, a cost loss without a cost matrix.
+
+    Examples:
+        >>> specs = parse_losses("ce,focal:gamma=1")
+        >>> [(s.name, s.kind, s.option("gamma") if s.kind == "focal" else None)
+        ...  for s in specs]
+        [('ce', 'ce', None), ('focal:gamma=1', 'focal', 1.0)]
     """
     if text is None:
         names = list(DEFAULT_LOSSES) + (["expected-cost"] if cost_matrix else [])
@@ -191,144 +201,147 @@ def _identity(logits: np.ndarray) -> np.ndarray:
 def _build(
     spec: LossSpec, data: PreparedData, cost_matrix: np.ndarray | None
 ) -> Objective:
+    builder = _BUILDERS[spec.kind]
+    loss = builder(spec, data, cost_matrix)
+    if spec.kind == "ce-posthoc":
+        tau = float(spec.option("tau"))
+        return Objective(loss, _posthoc(data.task, data.train_prior, tau))
+    return Objective(loss, _identity)
+
+
+def _softmax_view(data: PreparedData) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """(logits, targets) as a softmax loss takes them: a binary logit ``z`` becomes
+    the two logits ``(0, z)`` and its 0/1 target a class id."""
     import torch
 
-    import wce
-
-    kind, sigmoid = spec.kind, data.task != "multiclass"
-    # sigmoid tasks: rate and count of positives per logit
-    rate = _positive_rate(data)
-    positives = rate * len(data.y_train)
-
-    def softmax_view(logits: Any, targets: Any) -> tuple[Any, Any]:
-        """Two-logit view of a binary task; unchanged for multi-class."""
+    def view(logits: Any, targets: Any) -> tuple[Any, Any]:
         if data.task != "binary":
             return logits, targets
         two = torch.cat([torch.zeros_like(logits), logits], dim=-1)
         return two, targets[:, 0].long()
 
-    class_prior = _class_prior(data)
-    if kind in ("ce", "ce-posthoc"):
-        loss = (
-            wce.sigmoid_cross_entropy if sigmoid else wce.softmax_cross_entropy
-        )
-        if kind == "ce":
-            return Objective(loss, _identity)
-        tau = float(spec.option("tau"))
-        return Objective(loss, _posthoc(data.task, data.train_prior, tau))
+    return view
 
-    if kind == "balanced-ce":
-        scheme = str(spec.option("scheme"))
-        if sigmoid:
-            if spec.options:
-                # each label as two classes (negatives, positives)
-                n = len(data.y_train)
-                pos = np.array(
-                    [_ratio(wce.class_weights(np.array([n - k, k]), scheme=scheme))
-                     for k in positives],
-                    dtype=np.float32,
-                )
-            else:
-                targets = _sigmoid_targets(data)
-                pos = np.asarray(wce.pos_weight(targets), dtype=np.float32)
-            pos_t = torch.as_tensor(pos)
 
-            def weighted(z: Any, t: Any) -> Any:
-                return wce.sigmoid_cross_entropy(z, t, pos_weight=pos_t)
+def _plain(spec: LossSpec, data: PreparedData, cost: Any) -> Callable[..., Any]:
+    import wce
 
-            return Objective(weighted, _identity)
-        cw = wce.class_weights(
-            wce.class_counts(data.y_train, num_classes=data.num_classes),
-            scheme=scheme,
-            normalize="mean_sample",
-        )
-        cw_t = torch.as_tensor(np.asarray(cw, dtype=np.float32))
+    if data.task == "multiclass":
+        return wce.softmax_cross_entropy
+    return wce.sigmoid_cross_entropy
 
-        def balanced(z: Any, y: Any) -> Any:
-            return wce.softmax_cross_entropy(z, y, class_weight=cw_t)
 
-        return Objective(balanced, _identity)
+def _balanced(spec: LossSpec, data: PreparedData, cost: Any) -> Callable[..., Any]:
+    import torch
 
-    if kind == "focal":
-        gamma, alpha = float(spec.option("gamma")), spec.option("alpha")
-        if sigmoid:
-            a = None if alpha is None else float(alpha)
+    import wce
 
-            def focal_sigmoid(z: Any, t: Any) -> Any:
-                return wce.sigmoid_focal_loss(z, t, gamma=gamma, alpha=a)
+    scheme = str(spec.option("scheme"))
+    if data.task == "multiclass":
+        counts = wce.class_counts(data.y_train, num_classes=data.num_classes)
+        weights = wce.class_weights(counts, scheme=scheme, normalize="mean_sample")
+        cw = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+        return lambda z, y: wce.softmax_cross_entropy(z, y, class_weight=cw)
+    if "scheme" in spec.options:
+        # each label as two classes (negatives, positives)
+        n = len(data.y_train)
+        positives = _positive_rate(data) * n
+        ratios = [
+            _ratio(wce.class_weights(np.array([n - k, k]), scheme=scheme))
+            for k in positives
+        ]
+        pos = np.array(ratios, dtype=np.float32)
+    else:
+        pos = np.asarray(wce.pos_weight(data.training_targets), dtype=np.float32)
+    pw = torch.as_tensor(pos)
+    return lambda z, t: wce.sigmoid_cross_entropy(z, t, pos_weight=pw)
 
-            return Objective(focal_sigmoid, _identity)
+
+def _focal(spec: LossSpec, data: PreparedData, cost: Any) -> Callable[..., Any]:
+    import wce
+
+    gamma, alpha = float(spec.option("gamma")), spec.option("alpha")
+    if data.task == "multiclass":
         if alpha is not None:
             raise ValueError("alpha is for binary and multi-label data")
+        return lambda z, y: wce.softmax_focal_loss(z, y, gamma=gamma)
+    a = None if alpha is None else float(alpha)
+    return lambda z, t: wce.sigmoid_focal_loss(z, t, gamma=gamma, alpha=a)
 
-        def focal_softmax(z: Any, y: Any) -> Any:
-            return wce.softmax_focal_loss(z, y, gamma=gamma)
 
-        return Objective(focal_softmax, _identity)
+def _logit_adjusted(
+    spec: LossSpec, data: PreparedData, cost: Any
+) -> Callable[..., Any]:
+    import torch
 
-    if kind == "logit-adjusted":
-        tau = float(spec.option("tau"))
-        if data.task == "multilabel":
-            shift = torch.as_tensor(tau * _log_odds(rate), dtype=torch.float32)
+    import wce
 
-            def adjusted_sigmoid(z: Any, t: Any) -> Any:
-                return wce.sigmoid_cross_entropy(z + shift, t)
-
-            return Objective(adjusted_sigmoid, _identity)
-        prior_t = torch.as_tensor(class_prior, dtype=torch.float32)
-
-        def adjusted(z: Any, y: Any) -> Any:
-            z, y = softmax_view(z, y)
-            return wce.logit_adjusted_cross_entropy(z, y, prior=prior_t, tau=tau)
-
-        return Objective(adjusted, _identity)
-
-    if kind == "ldam":
-        class_counts = torch.as_tensor(
-            np.bincount(data.y_train, minlength=len(class_prior)), dtype=torch.float32
+    tau = float(spec.option("tau"))
+    if data.task == "multilabel":
+        shift = torch.as_tensor(
+            tau * _log_odds(_positive_rate(data)), dtype=torch.float32
         )
-        margin, scale = float(spec.option("max_margin")), float(spec.option("scale"))
-
-        def ldam(z: Any, y: Any) -> Any:
-            z, y = softmax_view(z, y)
-            return wce.ldam_loss(
-                z, y, class_counts=class_counts, max_margin=margin, scale=scale
-            )
-
-        return Objective(ldam, _identity)
-
-    if kind == "asymmetric":
-        gp, gn = float(spec.option("gamma_pos")), float(spec.option("gamma_neg"))
-        clip = float(spec.option("clip"))
-
-        def asymmetric(z: Any, t: Any) -> Any:
-            return wce.asymmetric_loss(z, t, gamma_pos=gp, gamma_neg=gn, clip=clip)
-
-        return Objective(asymmetric, _identity)
-
-    assert cost_matrix is not None, "parse_losses requires a cost matrix"
-    cost_t = torch.as_tensor(cost_matrix, dtype=torch.float32)
-    if kind == "cost-ce":
-
-        def cost_ce(z: Any, y: Any) -> Any:
-            z, y = softmax_view(z, y)
-            return wce.softmax_cross_entropy(z, y, cost_matrix=cost_t)
-
-        return Objective(cost_ce, _identity)
-
-    def expected_cost(z: Any, y: Any) -> Any:
-        z, y = softmax_view(z, y)
-        return wce.expected_cost_loss(z, y, cost_matrix=cost_t)
-
-    return Objective(expected_cost, _identity)
+        return lambda z, t: wce.sigmoid_cross_entropy(z + shift, t)
+    # single-label: the class frequencies, (negatives, positives) for binary
+    prior = torch.as_tensor(data.train_prior, dtype=torch.float32)
+    view = _softmax_view(data)
+    return lambda z, y: wce.logit_adjusted_cross_entropy(
+        *view(z, y), prior=prior, tau=tau
+    )
 
 
-def _class_prior(data: PreparedData) -> np.ndarray:
-    """Prior over the classes of a single-label task (two classes for binary)."""
-    if data.task == "binary":
-        p = float(data.train_prior[1])
-        return np.array([1.0 - p, p])
-    return data.train_prior
+def _ldam(spec: LossSpec, data: PreparedData, cost: Any) -> Callable[..., Any]:
+    import torch
+
+    import wce
+
+    counts = torch.as_tensor(data.train_counts, dtype=torch.float32)
+    margin, scale = float(spec.option("max_margin")), float(spec.option("scale"))
+    view = _softmax_view(data)
+    return lambda z, y: wce.ldam_loss(
+        *view(z, y), class_counts=counts, max_margin=margin, scale=scale
+    )
+
+
+def _asymmetric(spec: LossSpec, data: PreparedData, cost: Any) -> Callable[..., Any]:
+    import wce
+
+    gp, gn = float(spec.option("gamma_pos")), float(spec.option("gamma_neg"))
+    clip = float(spec.option("clip"))
+    return lambda z, t: wce.asymmetric_loss(z, t, gamma_pos=gp, gamma_neg=gn, clip=clip)
+
+
+def _cost_ce(spec: LossSpec, data: PreparedData, cost: Any) -> Callable[..., Any]:
+    import torch
+
+    import wce
+
+    matrix = torch.as_tensor(cost, dtype=torch.float32)
+    view = _softmax_view(data)
+    return lambda z, y: wce.softmax_cross_entropy(*view(z, y), cost_matrix=matrix)
+
+
+def _expected_cost(spec: LossSpec, data: PreparedData, cost: Any) -> Callable[..., Any]:
+    import torch
+
+    import wce
+
+    matrix = torch.as_tensor(cost, dtype=torch.float32)
+    view = _softmax_view(data)
+    return lambda z, y: wce.expected_cost_loss(*view(z, y), cost_matrix=matrix)
+
+
+_BUILDERS: dict[str, Callable[[LossSpec, PreparedData, Any], Callable[..., Any]]] = {
+    "ce": _plain,
+    "ce-posthoc": _plain,
+    "balanced-ce": _balanced,
+    "focal": _focal,
+    "logit-adjusted": _logit_adjusted,
+    "ldam": _ldam,
+    "asymmetric": _asymmetric,
+    "cost-ce": _cost_ce,
+    "expected-cost": _expected_cost,
+}
 
 
 def _ratio(weights: Any) -> float:
@@ -342,13 +355,6 @@ def _positive_rate(data: PreparedData) -> np.ndarray:
     if data.task == "binary":
         return data.train_prior[1:]
     return data.train_prior
-
-
-def _sigmoid_targets(data: PreparedData) -> np.ndarray:
-    """Training targets in the shape of a sigmoid task's logits."""
-    if data.task == "binary":
-        return data.y_train[:, None].astype(np.float32)
-    return data.y_train
 
 
 def _log_odds(p: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULTS",
     "CompareResult",
     "LossResult",
+    "check_request",
     "compare",
     "count_epochs",
     "load_cost_matrix",
@@ -35,10 +36,10 @@ class _Defaults:
     CPU cores."""
 
     model: str = "mlp"
-    epochs: int = 20
+    epochs: int = 30
     seeds: tuple[int, ...] = (0, 1, 2)
-    batch_size: int = 128
-    learning_rate: float = 3e-3
+    max_batch_size: int = 512
+    learning_rate: float = 3e-2
     test_size: float = 0.25
 
 
@@ -133,8 +134,12 @@ def prepare(
             raise UsageError("pass a data file or --dataset, not both")
         path = Path(source)
         return from_table(
-            load_table(path), target=target, targets=targets,
-            test_size=test_size, seed=seed, name=path.name,
+            load_table(path),
+            target=target,
+            targets=targets,
+            test_size=test_size,
+            seed=seed,
+            name=path.name,
         )
     from .. import datasets
 
@@ -198,10 +203,10 @@ def compare(
     model: str = DEFAULTS.model,
     epochs: int = DEFAULTS.epochs,
     seeds: Sequence[int] = DEFAULTS.seeds,
-    batch_size: int = DEFAULTS.batch_size,
+    batch_size: int | None = None,
     learning_rate: float = DEFAULTS.learning_rate,
     cost_matrix: np.ndarray | None = None,
-    on_epoch: Callable[[], None] | None = None,
+    on_epoch: Callable[[str, int], None] | None = None,
 ) -> CompareResult:
     """Train one model per loss and seed, and measure each on the held-out split.
 
@@ -212,31 +217,37 @@ def compare(
         losses: ``--losses`` text (``"ce,focal:gamma=1"``), a list of such names,
             or None for the defaults.
         model: ``"linear"`` or ``"mlp"``.
-        epochs, batch_size, learning_rate: the training schedule.
+        epochs, batch_size, learning_rate: the training schedule; the batch size
+            is by default an eighth of the training rows, between 64 and 512.
         seeds: one training per seed and loss (initialisation and batch order).
         cost_matrix: (C, C) costs; adds the ``mean_cost`` metric.
-        on_epoch: called after each epoch of each training (for a progress bar);
+        on_epoch: ``on_epoch(loss, seed)``, called after each epoch of each
+            training (for a progress bar);
             :func:`count_epochs` gives the total.
 
     Raises:
         UsageError: an unknown model or loss, a loss the task does not support,
             non-positive epochs or batch size, no seeds.
     """
-    specs = _specs(losses, cost_matrix is not None)
-    _check_schedule(model, epochs, batch_size, seeds)
+    if batch_size is None:
+        batch_size = _batch_size(len(data.y_train))
+    specs = check_request(
+        losses,
+        model=model,
+        epochs=epochs,
+        seeds=seeds,
+        cost_matrix=cost_matrix is not None,
+        batch_size=batch_size,
+    )
     if cost_matrix is not None and data.task == "multilabel":
         raise UsageError("--cost-matrix is for binary and multi-class data")
     objectives = [build_objective(s, data, cost_matrix) for s in specs]
 
     start = time.perf_counter()
     outputs = 1 if data.task == "binary" else data.num_classes
-    targets = data.y_train
-    if data.task == "binary":
-        targets = targets[:, None].astype(np.float32)
     y_test = data.y_test
     per_seed: list[list[dict[str, Any]]] = [[] for _ in specs]
-    confusion = [np.zeros((outputs + (data.task == "binary"),) * 2, np.int64)
-                 for _ in specs]
+    confusion = [np.zeros((data.num_classes,) * 2, np.int64) for _ in specs]
     scores: list[list[np.ndarray]] = [[] for _ in specs]
     for seed in seeds:
         trained: dict[Any, np.ndarray] = {}
@@ -244,20 +255,35 @@ def compare(
             key = spec.training_key
             if key not in trained:
                 net = make_model(model, data.X_train.shape[1], outputs, seed=seed)
-                train(net, objective.loss, data.X_train, targets, epochs=epochs,
-                      batch_size=batch_size, learning_rate=learning_rate,
-                      seed=seed, on_epoch=on_epoch)
+                train(
+                    net,
+                    objective.loss,
+                    data.X_train,
+                    data.training_targets,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    learning_rate=learning_rate,
+                    seed=seed,
+                    on_epoch=_bind(on_epoch, spec.name, seed),
+                )
                 trained[key] = predict_logits(net, data.X_test)
             logits = objective.decide(trained[key])
             if not np.isfinite(logits).all():
                 raise DataError(
                     f"loss '{spec.name}' diverged (non-finite logits) with seed "
-                    f"{seed}; lower the learning rate or change its options"
+                    f"{seed}; change its options or --epochs"
                 )
-            per_seed[i].append(evaluate(data.task, y_test, logits,
-                                        num_classes=data.num_classes,
-                                        cost_matrix=cost_matrix))
             predicted, proba = predictions(data.task, logits)
+            per_seed[i].append(
+                evaluate(
+                    data.task,
+                    y_test,
+                    predicted,
+                    proba,
+                    num_classes=data.num_classes,
+                    cost_matrix=cost_matrix,
+                )
+            )
             if data.task != "multilabel":
                 np.add.at(confusion[i], (y_test, predicted), 1)
             if data.task == "binary":
@@ -291,6 +317,14 @@ def compare(
     )
 
 
+def _bind(
+    on_epoch: Callable[[str, int], None] | None, loss: str, seed: int
+) -> Callable[[], None] | None:
+    if on_epoch is None:
+        return None
+    return lambda: on_epoch(loss, seed)
+
+
 def count_epochs(
     losses: str | Sequence[str] | None,
     *,
@@ -299,24 +333,50 @@ def count_epochs(
     cost_matrix: bool = False,
 ) -> int:
     """How many times :func:`compare` calls ``on_epoch``."""
-    specs = _specs(losses, cost_matrix)
+    specs = check_request(
+        losses,
+        model=DEFAULTS.model,
+        epochs=epochs,
+        seeds=seeds,
+        cost_matrix=cost_matrix,
+    )
     return epochs * len(seeds) * len({s.training_key for s in specs})
 
 
-def _specs(losses: str | Sequence[str] | None, cost_matrix: bool) -> list[LossSpec]:
+def _batch_size(n_train: int) -> int:
+    """About eight steps an epoch, within [64, max_batch_size]."""
+    return int(np.clip(-(-n_train // 8), 64, DEFAULTS.max_batch_size))
+
+
+def check_request(
+    losses: str | Sequence[str] | None,
+    *,
+    model: str,
+    epochs: int,
+    seeds: Sequence[int],
+    cost_matrix: bool = False,
+    batch_size: int = 1,
+) -> list[LossSpec]:
+    """Check the options of :func:`compare` that do not depend on the data.
+
+    Returns:
+        The parsed losses.
+
+    Raises:
+        UsageError: an unknown model or loss, non-positive epochs or batch size,
+            no seeds or a repeated one.
+    """
     if losses is not None and not isinstance(losses, str):
         losses = ",".join(losses)
-    return parse_losses(losses, cost_matrix=cost_matrix)
-
-
-def _check_schedule(
-    model: str, epochs: int, batch_size: int, seeds: Sequence[int]
-) -> None:
+    specs = parse_losses(losses, cost_matrix=cost_matrix)
     if model not in MODELS:
-        raise UsageError(f"unknown model '{model}'; choose from {', '.join(MODELS)}")
+        raise UsageError(f"unknown --model '{model}'; choose from {', '.join(MODELS)}")
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {epochs}")
     if batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {batch_size}")
     if not seeds:
         raise UsageError("--seeds needs at least one seed, such as 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError("--seeds lists a seed twice; give each seed once")
+    return specs

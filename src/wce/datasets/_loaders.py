@@ -203,8 +203,8 @@ def flights() -> Dataset:
     ``origin``/``dest`` as strings. Dropped columns, and why:
 
     - ``tailnum``: the aircraft's registration; 99.6% of aircraft fly for one
-      carrier only and a third of the registrations end in the carrier code
-      (N619AA), so it names the target.
+      carrier only and a third of the flights have a registration ending in the
+      carrier code (N619AA), so it names the target.
     - ``flight``: the flight number, assigned by each carrier; the flight
       designator is the carrier code followed by this number.
     - ``year`` (always 2013), ``hour`` and ``minute`` (the digits of

@@ -1,0 +1,741 @@
+"""Fused softmax and sigmoid cross-entropy for PyTorch tensors.
+
+Each loss runs one ``torch.autograd.Function``: the forward pass walks the logits in
+row chunks of about :data:`CHUNK_ELEMENTS` entries, computes the loss of every element
+and, when a gradient is wanted, its gradient into one logits-sized buffer (or over the
+logits themselves with ``inplace_backward=True``). Only that buffer is kept for the
+backward pass, which scales it by the upstream gradient. The maths is the generic
+path's (:mod:`wce._core`); rows whose logits are not finite (a row of ``-inf``, a
+``+inf``) are recomputed with the generic formulas, so edge cases agree exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from .. import _checks
+from .._backend import backend_of
+from .._core import (
+    _check_class_ids,
+    check_weight_by,
+    log_softmax,
+    prepare_class_vector,
+    prepare_cost_matrix,
+    sample_weight_to,
+    sigmoid_terms,
+)
+
+Tensor = torch.Tensor
+
+#: Entries of the logits processed per chunk (rows are never split for softmax).
+CHUNK_ELEMENTS = 1 << 20
+#: The sigmoid loss keeps several chunk-sized temporaries: it uses smaller chunks.
+SIGMOID_CHUNK_ELEMENTS = 1 << 17
+#: At most this many rows per chunk, so per-row temporaries stay small.
+CHUNK_ROWS = 4096
+#: Up to this many classes the softmax is written out (exp once, reused); above it
+#: torch's fused softmax kernel is faster.
+SMALL_CLASSES = 128
+# x_y - max below this: the probability of the label may leave float32's normal
+# range, so the row's loss is taken in log space by the generic formula
+_UNDERFLOW = -60.0
+_TINY = 1e-26  # about exp(-60)
+
+
+@contextlib.contextmanager
+def chunk_elements(n: int) -> Iterator[None]:
+    """Temporarily process ``n`` logits per chunk (tests use tiny chunks)."""
+    global CHUNK_ELEMENTS
+    old, CHUNK_ELEMENTS = CHUNK_ELEMENTS, max(1, int(n))
+    try:
+        yield
+    finally:
+        CHUNK_ELEMENTS = old
+
+
+#: Whether :func:`dispatch` may take the fused path (see :func:`disabled`).
+ENABLED = True
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Send every call down the generic path (for comparisons and tests)."""
+    global ENABLED
+    old, ENABLED = ENABLED, False
+    try:
+        yield
+    finally:
+        ENABLED = old
+
+
+def _wants_grad(x: Any) -> bool:
+    return isinstance(x, Tensor) and x.requires_grad
+
+
+def _traced(x: Tensor) -> bool:
+    if torch.compiler.is_compiling() or torch.jit.is_scripting():
+        return True
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return True
+    return type(x).__name__ in {"FakeTensor", "FunctionalTensor"}
+
+
+def _safe(den: Tensor) -> Tensor:
+    return torch.where(den > 0, den, torch.ones_like(den))
+
+
+def dispatch(loss: str, args: dict[str, Any]) -> Any:
+    """The fused loss, or ``NotImplemented`` for the generic path."""
+    logits = args["logits"]
+    if not ENABLED:
+        return NotImplemented
+    if args.get("axis_name") is not None or args.get("normalizer") is not None:
+        return NotImplemented
+    if (
+        _traced(logits)
+        or not logits.dtype.is_floating_point
+        or logits.ndim < 1
+        or logits.numel() == 0
+    ):
+        return NotImplemented
+    weights = ("class_weight", "cost_matrix", "sample_weight", "pos_weight")
+    if any(_wants_grad(args.get(k)) for k in ("labels", *weights)):
+        return NotImplemented
+    inplace = bool(args.get("inplace_backward", False))
+    if loss == "softmax":
+        return _softmax_entry(args, inplace)
+    if loss == "sigmoid":
+        return _sigmoid_entry(args, inplace)
+    return NotImplemented
+
+
+# ---------------------------------------------------------------------------
+# The autograd Function shared by every fused loss
+# ---------------------------------------------------------------------------
+Compute = Callable[[bool], tuple[Tensor, Tensor | None, Tensor | None]]
+
+
+class _FusedLoss(torch.autograd.Function):
+    """Loss forward; the gradient, computed in the forward pass, scaled backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, logits: Tensor, compute: Compute, inplace: bool, axis: int | None
+    ) -> Tensor:
+        del logits
+        out, grad, factor = compute(True)
+        ctx.inplace = inplace
+        ctx.factor = factor
+        ctx.axis = axis
+        ctx.used = False
+        ctx.save_for_backward(grad)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, upstream: Tensor) -> tuple[Tensor, None, None, None]:
+        (grad,) = ctx.saved_tensors
+        factor = upstream if ctx.factor is None else upstream * ctx.factor
+        if factor.ndim and ctx.axis is not None:
+            factor = factor.unsqueeze(ctx.axis)
+        if ctx.inplace:
+            if ctx.used:
+                raise RuntimeError(
+                    "inplace_backward=True keeps the gradient in the logits' buffer "
+                    "and supports one backward pass; call the loss again, or use "
+                    "inplace_backward=False with retain_graph=True"
+                )
+            ctx.used = True
+            return grad.mul_(factor), None, None, None
+        if factor.ndim == 0 and factor.device.type == "cpu" and float(factor) == 1.0:
+            return grad, None, None, None
+        return (grad * factor).to(grad.dtype), None, None, None
+
+
+def _run(logits: Tensor, compute: Compute, inplace: bool, axis: int | None) -> Tensor:
+    if torch.is_grad_enabled() and logits.requires_grad:
+        out: Tensor = _FusedLoss.apply(logits, compute, inplace, axis)
+        return out
+    return compute(False)[0]
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _grad_buffer(x2: Tensor, logits: Tensor, inplace: bool) -> Tensor:
+    """Where the gradient goes: the logits (in place), a private copy, or new."""
+    if inplace:
+        return x2
+    shared = x2.untyped_storage().data_ptr() == logits.untyped_storage().data_ptr()
+    return torch.empty_like(x2) if shared else x2
+
+
+# ---------------------------------------------------------------------------
+# Softmax cross-entropy
+# ---------------------------------------------------------------------------
+class _Softmax:
+    """One softmax batch, flattened to rows (M, C), and its chunked evaluation."""
+
+    def __init__(self, args: dict[str, Any], logits: Tensor) -> None:
+        self.ok = False
+        self.reduction = _checks.check_reduction(args["reduction"])
+        weight_by = check_weight_by(args["weight_by"])
+        axis = args["axis"]
+        self.ax = ax = _checks.normalize_axis(axis, logits.ndim)
+        ignore = _checks.check_ignore_index(args["ignore_index"])
+        self.eps = _checks.check_unit_interval(
+            args["label_smoothing"], "label_smoothing"
+        )
+        be = backend_of(logits)
+        self.cdt = cdt = _compute_dtype(logits)
+        self.c = c = int(logits.shape[ax])
+        self.elem_shape = tuple(logits.shape[:ax]) + tuple(logits.shape[ax + 1 :])
+        lab = be.asarray(args["labels"], like=logits)
+        kind = be.kind(lab)
+        self.labels: Tensor | None = None
+        self.targets: Tensor | None = None
+        self.ignore = ignore
+        if kind == "integer":
+            if tuple(lab.shape) != self.elem_shape:
+                return
+            _check_class_ids(be, lab, c, ignore, axis)
+            self.labels = lab.detach().reshape(-1)
+        elif kind == "floating":
+            if ignore is not None or tuple(lab.shape) != tuple(logits.shape):
+                return
+            lo, hi = torch.aminmax(lab.detach())
+            if not (bool(lo >= 0) and bool(hi <= 1)):
+                return
+            self.targets = _rows(lab.detach(), ax, c)
+        else:
+            return
+        cw = prepare_class_vector(
+            be,
+            args["class_weight"],
+            "class_weight",
+            None,
+            num_classes=c,
+            axis=axis,
+            allow_scalar=False,
+            like=logits,
+            dtype=cdt,
+        )
+        self.cost = prepare_cost_matrix(
+            be, args["cost_matrix"], c, like=logits, dtype=cdt
+        )
+        self.label_weight = cw if weight_by == "label" else None
+        self.pred_weight = cw if weight_by == "prediction" else None
+        self.dynamic = self.pred_weight is not None or self.cost is not None
+        sw = args["sample_weight"]
+        self.sample_weight: Tensor | None = None
+        if sw is not None:
+            v = sample_weight_to(be, sw, self.elem_shape, like=logits, dtype=cdt)
+            self.sample_weight = torch.broadcast_to(v, self.elem_shape).reshape(-1)
+        self.rows = _prod(self.elem_shape)
+        self.device = logits.device
+        self.deferred = self.reduction == "weighted_mean" and self.dynamic
+        self.den: Tensor | None = None
+        if self.reduction in ("mean", "weighted_mean") and not self.deferred:
+            self.den = self._static_den()
+        one = torch.ones((), dtype=cdt, device=logits.device)
+        self.scale = one if self.den is None else 1.0 / _safe(self.den)
+        self.out: Tensor | None = None
+        if self.reduction == "none":
+            self.out = torch.empty(self.rows, dtype=cdt, device=logits.device)
+        self.sums: list[Tensor] = []
+        self.dens: list[Tensor] = []
+        # per-row upstream gradient, for a backward pass that recomputes rows
+        self.upstream: Tensor | None = None
+        self.ok = True
+
+    def _rows_of(self, s: int, e: int) -> tuple[Any, Any, Any, Any]:
+        """Labels (ignored ones as 0), targets, valid mask, static weight of rows."""
+        y = t = valid = w = None
+        if self.labels is not None:
+            y = self.labels[s:e]
+            if self.ignore is not None:
+                valid = y != self.ignore
+                y = torch.where(valid, y, 0)
+            if self.label_weight is not None:
+                w = self.label_weight[y]
+                if valid is not None:
+                    w = torch.where(valid, w, 0.0)
+        else:
+            assert self.targets is not None
+            t = self.targets[s:e].to(self.cdt)
+            if self.label_weight is not None:
+                w = t @ self.label_weight
+        if self.sample_weight is not None:
+            sw = self.sample_weight[s:e]
+            w = sw if w is None else w * sw
+        return y, t, valid, w
+
+    def _static_den(self) -> Tensor:
+        """The denominator of "mean" and "weighted_mean", from labels and weights."""
+        step = max(1, (1 << 20) // max(1, self.c if self.targets is not None else 1))
+        parts = []
+        for s in range(0, self.rows, step):
+            e = min(self.rows, s + step)
+            if self.reduction == "mean" and self.ignore is None:
+                parts.append(torch.tensor(float(e - s), dtype=self.cdt))
+                continue
+            _, _, valid, w = self._rows_of(s, e)
+            if self.reduction == "weighted_mean" and w is not None:
+                parts.append((w if valid is None else torch.where(valid, w, 0.0)).sum())
+            elif valid is not None:
+                parts.append(valid.sum().to(self.cdt))
+            else:
+                parts.append(torch.tensor(float(e - s), dtype=self.cdt))
+        return torch.stack(parts).sum().to(self.device)
+
+    def run(self, x2: Tensor, grad: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Loss (reduced) and the gradient of ``x2`` written into ``grad``."""
+        m, c = x2.shape
+        r = max(1, min(CHUNK_ELEMENTS // c, CHUNK_ROWS))
+        same = x2.dtype == self.cdt
+        scratch: Tensor | None = None
+        for s in range(0, m, r):
+            e = min(m, s + r)
+            xc = x2[s:e]
+            if not same:
+                buf = xc = xc.to(self.cdt)
+            elif grad is not None:
+                buf = grad[s:e]
+            else:
+                if scratch is None:
+                    scratch = torch.empty(
+                        (min(r, m), c), dtype=x2.dtype, device=x2.device
+                    )
+                buf = scratch[: e - s]
+            self._chunk(xc, buf, s, e, grad is not None)
+            if grad is not None and not same:
+                grad[s:e].copy_(buf)
+        return self.finish()
+
+    def finish(self) -> tuple[Tensor, Tensor | None]:
+        """The reduced loss and the gradient factor left for the backward pass."""
+        factor = None
+        if self.out is not None:
+            return self.out.reshape(self.elem_shape), factor
+        num = torch.stack(self.sums).sum()
+        if self.reduction == "sum":
+            return num, factor
+        den = self.den
+        if den is None:
+            den = torch.stack(self.dens).sum()
+            factor = 1.0 / _safe(den)
+        return num / _safe(den), factor
+
+    def _chunk(self, xc: Tensor, buf: Tensor, s: int, e: int, need_grad: bool) -> None:
+        c, eps = self.c, self.eps
+        y, t, valid, w = self._rows_of(s, e)
+        pred = xc.argmax(1) if self.dynamic else None
+        if y is not None and c <= SMALL_CLASSES:
+            method = "exp"
+        elif y is not None and eps == 0.0:
+            method = "softmax"
+        else:
+            method = "log_softmax"
+        # rows the generic formulas redo: a max that is not finite, or (softmax)
+        # a label probability near float32's smallest normal number
+        late = method == "softmax" and buf.data_ptr() != xc.data_ptr()
+        mx = xc.amax(1) if method == "exp" or not late else None
+        idx: Tensor | None = None
+        if mx is not None:
+            bad = ~torch.isfinite(mx)
+            if method == "softmax":
+                assert y is not None
+                bad |= (xc.gather(1, y[:, None]).squeeze(1) - mx) < _UNDERFLOW
+            idx = bad.nonzero().squeeze(1) if bool(bad.any()) else None
+        saved = None if idx is None else xc[idx].clone()
+
+        q: Tensor | None = None
+        pscale: Tensor | None = None
+        if method == "exp":
+            assert y is not None and mx is not None
+            torch.sub(xc, mx[:, None], out=buf)
+            sy = buf.gather(1, y[:, None]).squeeze(1)
+            ssum = buf.sum(1) if eps else None
+            buf.exp_()
+            tot = buf.sum(1)
+            log_tot = tot.log()
+            loss = log_tot - sy
+            if ssum is not None:
+                loss = (1 - eps) * loss - (eps / c) * (ssum - c * log_tot)
+            pscale = 1.0 / tot
+        elif method == "softmax":
+            assert y is not None
+            torch.ops.aten._softmax.out(xc, 1, False, out=buf)
+            py = buf.gather(1, y[:, None]).squeeze(1)
+            loss = torch.rsub(py.log(), 0.0)
+            if late:
+                bad = ~(py > _TINY)
+                if bool(bad.any()):
+                    idx = bad.nonzero().squeeze(1)
+                    saved = xc[idx]
+        else:
+            torch.ops.aten._log_softmax.out(xc, 1, False, out=buf)
+            if y is not None:
+                loss = torch.rsub(buf.gather(1, y[:, None]).squeeze(1), 0.0)
+                if eps:
+                    loss = (1 - eps) * loss - (eps / c) * buf.sum(1)
+            else:
+                assert t is not None
+                q = t if eps == 0.0 else t * (1 - eps) + eps / c
+                loss = torch.rsub(q * buf, 0.0).sum(1)
+                nan = torch.isnan(loss)
+                if bool(nan.any()):
+                    # 0 * log 0 = 0: masked classes with no target mass add nothing
+                    qn, bn = q[nan], buf[nan]
+                    loss[nan] = (qn * torch.where(qn > 0, -bn, 0.0)).sum(1)
+            if need_grad:
+                buf.exp_()
+
+        gref: Tensor | None = None
+        if idx is not None and saved is not None:
+            lref, gref = _softmax_reference(
+                saved,
+                None if y is None else y[idx],
+                None if t is None else t[idx],
+                eps,
+                need_grad,
+            )
+            loss[idx] = lref
+
+        if self.dynamic:
+            assert pred is not None
+            f = self._dynamic(pred, y, t, valid)
+            w = f if w is None else w * f
+            if self.deferred:
+                self.dens.append((w if valid is None else w * valid).sum())
+        keep = valid
+        if w is not None:
+            nz = w != 0
+            keep = nz if keep is None else keep & nz
+        wl = loss if w is None else w * loss
+        if keep is not None:
+            wl = torch.where(keep, wl, 0.0)
+        if self.out is not None:
+            self.out[s:e] = wl
+        else:
+            self.sums.append(wl.sum())
+        if not need_grad:
+            return
+
+        base = w if w is not None else torch.ones_like(loss)
+        coef = base * self.scale
+        if keep is not None:
+            coef = torch.where(keep, coef, 0.0)
+        if self.upstream is not None:
+            coef = coef * self.upstream[s:e]
+        if method == "exp":
+            assert pscale is not None
+            buf.mul_((coef * pscale)[:, None])
+        elif q is not None:
+            buf.mul_((coef * q.sum(1))[:, None])
+            buf.addcmul_(q, coef[:, None], value=-1.0)
+        else:
+            buf.mul_(coef[:, None])
+        if y is not None:
+            buf.scatter_add_(1, y[:, None], (-(1 - eps) * coef)[:, None])
+            if eps:
+                buf.sub_((coef * (eps / c))[:, None])
+        if idx is not None and gref is not None:
+            ci = coef[idx][:, None]
+            buf[idx] = torch.where(ci != 0, ci * gref, 0.0)
+
+    def _dynamic(
+        self, pred: Tensor, y: Tensor | None, t: Tensor | None, valid: Tensor | None
+    ) -> Tensor:
+        """The class factor taken from the prediction (constant for autodiff)."""
+        f: Tensor | None = None
+        if self.pred_weight is not None:
+            f = self.pred_weight[pred]
+        if self.cost is not None:
+            if y is not None:
+                k = self.cost[y, pred]
+                if valid is not None:
+                    k = torch.where(valid, k, 0.0)
+            else:
+                assert t is not None
+                k = (t * self.cost.index_select(1, pred).T).sum(1)
+            f = k if f is None else f * k
+        assert f is not None
+        return f
+
+
+def _softmax_reference(
+    x: Tensor, y: Tensor | None, t: Tensor | None, eps: float, need_grad: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The generic formulas on a few rows: loss and its gradient (unweighted)."""
+    be = backend_of(x)
+    c = int(x.shape[-1])
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(need_grad)
+        logp = log_softmax(be, xr)
+        if y is not None:
+            loss = -logp.gather(1, y[:, None]).squeeze(1)
+            if eps:
+                loss = (1 - eps) * loss - (eps / c) * logp.sum(1)
+        else:
+            assert t is not None
+            q = t if eps == 0.0 else (1 - eps) * t + eps / c
+            loss = -(q * torch.where(q > 0, logp, torch.zeros_like(logp))).sum(1)
+        if not need_grad:
+            return loss.detach(), None
+        (g,) = torch.autograd.grad(loss.sum(), xr)
+    return loss.detach(), g
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _rows(x: Tensor, ax: int, c: int) -> Tensor:
+    """(..., C, ...) with the class axis at ``ax`` as rows (M, C)."""
+    if ax != x.ndim - 1:
+        x = x.movedim(ax, -1)
+    return x.reshape(-1, c)
+
+
+def _softmax_entry(args: dict[str, Any], inplace: bool) -> Any:
+    logits: Tensor = args["logits"]
+    plan = _Softmax(args, logits)
+    if not plan.ok:
+        return NotImplemented
+    ax = plan.ax
+    moved_shape = (*plan.elem_shape, plan.c)
+
+    def compute(need_grad: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        x2 = _rows(logits.detach(), ax, plan.c)
+        grad = _grad_buffer(x2, logits, inplace) if need_grad else None
+        out, factor = plan.run(x2, grad)
+        if grad is not None:
+            grad = grad.reshape(moved_shape)
+            if ax != logits.ndim - 1:
+                grad = grad.movedim(-1, ax)
+        return out, grad, factor
+
+    return _run(logits, compute, inplace, ax)
+
+
+# ---------------------------------------------------------------------------
+# Sigmoid cross-entropy
+# ---------------------------------------------------------------------------
+class _Sigmoid:
+    """One sigmoid batch as a matrix (A, K): A leading rows, K = C * trailing."""
+
+    def __init__(self, args: dict[str, Any], logits: Tensor) -> None:
+        self.ok = False
+        self.reduction = _checks.check_reduction(args["reduction"])
+        axis = args["axis"]
+        ax = _checks.normalize_axis(axis, logits.ndim)
+        self.ignore = ignore = _checks.check_ignore_index(args["ignore_index"])
+        self.eps = _checks.check_unit_interval(
+            args["label_smoothing"], "label_smoothing"
+        )
+        be = backend_of(logits)
+        self.cdt = cdt = _compute_dtype(logits)
+        shape = tuple(int(d) for d in logits.shape)
+        self.shape = shape
+        lab = be.asarray(args["labels"], like=logits)
+        if be.kind(lab) not in ("floating", "integer", "bool"):
+            return
+        if tuple(lab.shape) != shape:
+            return
+        lab = lab.detach()
+        if ignore is None:
+            lo, hi = torch.aminmax(lab.to(cdt))
+            ok = bool(lo >= 0) and bool(hi <= 1)
+        else:
+            lf = lab.to(cdt)
+            ok = bool((((lf >= 0) & (lf <= 1)) | (lf == ignore)).all())
+        if not ok:
+            return
+        c = shape[ax]
+        a = _prod(shape[:ax])
+        b = _prod(shape[ax + 1 :])
+        self.a, self.k = a, c * b
+        self.targets = lab.reshape(a, self.k)
+        self.pos_weight = self._per_label(
+            be, args.get("pos_weight"), "pos_weight", c, b, axis, logits
+        )
+        self.class_weight = self._per_label(
+            be, args["class_weight"], "class_weight", c, b, axis, logits
+        )
+        sw = args["sample_weight"]
+        self.sample_weight: Tensor | None = None
+        if sw is not None:
+            s = sample_weight_to(be, sw, shape, like=logits, dtype=cdt)
+            self.sample_weight = torch.broadcast_to(s, shape).reshape(a, self.k)
+        has_weight = self.class_weight is not None or self.sample_weight is not None
+        self.static = (
+            self.reduction in ("sum", "none")
+            or (self.reduction == "mean" and ignore is None)
+            or (self.reduction == "weighted_mean" and ignore is None and not has_weight)
+        )
+        n = float(a * self.k)
+        self.scale = 1.0 / n if self.reduction.endswith("mean") and self.static else 1.0
+        self.ok = True
+
+    def _per_label(
+        self, be: Any, value: Any, name: str, c: int, b: int, axis: int, like: Tensor
+    ) -> Tensor | None:
+        if value is None:
+            return None
+        w = _checks.as_weight(be, value, name, like=like, dtype=self.cdt)
+        _checks.check_class_vector(w, name, c, axis, allow_scalar=True)
+        if tuple(w.shape) in ((), (1,)):
+            return w.reshape(())
+        return w.repeat_interleave(b) if b > 1 else w
+
+    def run(self, z2: Tensor, grad: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        a, k = z2.shape
+        # elementwise work with several chunk-sized temporaries: smaller chunks
+        chunk = min(CHUNK_ELEMENTS, SIGMOID_CHUNK_ELEMENTS)
+        kk = min(k, chunk)
+        rr = max(1, chunk // k)
+        same = z2.dtype == self.cdt
+        out = None
+        if self.reduction == "none":
+            out = torch.empty((a, k), dtype=self.cdt, device=z2.device)
+        sums: list[Tensor] = []
+        dens: list[Tensor] = []
+        for s in range(0, a, rr):
+            e = min(a, s + rr)
+            for c0 in range(0, k, kk):
+                c1 = min(k, c0 + kk)
+                zc = z2[s:e, c0:c1]
+                if not same:
+                    zc = zc.to(self.cdt)
+                buf = None
+                if grad is not None:
+                    buf = zc if not same else grad[s:e, c0:c1]
+                wl, den = self._chunk(zc, buf, s, e, c0, c1)
+                if out is not None:
+                    out[s:e, c0:c1] = wl
+                else:
+                    sums.append(wl.sum())
+                    if den is not None:
+                        dens.append(den)
+                if grad is not None and not same and buf is not None:
+                    grad[s:e, c0:c1].copy_(buf)
+        if out is not None:
+            return out.reshape(self.shape), None
+        num = torch.stack(sums).sum()
+        if self.reduction == "sum":
+            return num, None
+        if self.static:
+            den_t = torch.tensor(float(a * k), dtype=self.cdt, device=z2.device)
+            return num / den_t, None
+        den_t = torch.stack(dens).sum()
+        factor = 1.0 / _safe(den_t)
+        return num / _safe(den_t), factor
+
+    def _chunk(
+        self, zc: Tensor, buf: Tensor | None, s: int, e: int, c0: int, c1: int
+    ) -> tuple[Tensor, Tensor | None]:
+        eps = self.eps
+        t = self.targets[s:e, c0:c1].to(self.cdt)
+        valid = None
+        if self.ignore is not None:
+            valid = t != self.ignore
+            t = torch.where(valid, t, 0.0)
+        q = t if eps == 0.0 else t * (1 - eps) + eps / 2
+        pw = None if self.pos_weight is None else _cols(self.pos_weight, c0, c1)
+        pq = q if pw is None else q * pw
+        kq = None if pw is None else torch.sub(pq, q).add_(1.0)
+        # stable tail log(1 + exp(-|z|)), shared by softplus(z) and softplus(-z)
+        tail = F.logsigmoid(zc.abs()).neg_()
+        rz = zc.relu()
+        loss = tail if kq is None else tail.mul_(kq)
+        loss.addcmul_(pq, torch.sub(rz, zc))
+        loss.addcmul_(torch.rsub(q, 1.0), rz)
+
+        w = None if self.class_weight is None else _cols(self.class_weight, c0, c1)
+        if self.sample_weight is not None:
+            sw = self.sample_weight[s:e, c0:c1]
+            w = sw if w is None else w * sw
+        keep = valid
+        if w is not None:
+            nz = w != 0
+            keep = nz if keep is None else keep & nz
+        wl = loss if w is None else w * loss
+        if keep is not None:
+            wl = torch.where(keep, wl, 0.0)
+        gref = None
+        if not bool(torch.isfinite(wl.sum())):
+            # a saturated logit: the generic formula leaves out zero coefficients
+            loss, gref = _sigmoid_reference(zc, q, pw, buf is not None)
+            wl = loss if w is None else w * loss
+            if keep is not None:
+                wl = torch.where(keep, wl, 0.0)
+        den = None
+        if not self.static:
+            if self.reduction == "mean":
+                assert valid is not None
+                den = valid.sum().to(self.cdt)
+            else:
+                ww = torch.ones_like(loss) if w is None else w + torch.zeros_like(loss)
+                den = (ww if valid is None else torch.where(valid, ww, 0.0)).sum()
+        if buf is None:
+            return wl, den
+
+        coef: Tensor | float = self.scale
+        if w is not None or keep is not None:
+            base = torch.ones_like(loss) if w is None else w * self.scale
+            coef = base if keep is None else torch.where(keep, base, 0.0)
+        if gref is not None:
+            buf.copy_(torch.where(torch.as_tensor(coef) != 0, gref * coef, 0.0))
+            return wl, den
+        torch.sigmoid(zc, out=buf)
+        if kq is not None:
+            buf.mul_(kq)
+        buf.sub_(pq)
+        if not (isinstance(coef, float) and coef == 1.0):
+            buf.mul_(coef)
+        return wl, den
+
+
+def _cols(w: Tensor, c0: int, c1: int) -> Tensor:
+    return w if w.ndim == 0 else w[c0:c1]
+
+
+def _sigmoid_reference(
+    z: Tensor, q: Tensor, pw: Tensor | None, need_grad: bool
+) -> tuple[Tensor, Tensor | None]:
+    be = backend_of(z)
+    with torch.enable_grad():
+        zr = z.detach().clone().requires_grad_(need_grad)
+        loss = sigmoid_terms(be, zr, q, pw)
+        if not need_grad:
+            return loss.detach(), None
+        (g,) = torch.autograd.grad(loss.sum(), zr)
+    return loss.detach(), g
+
+
+def _sigmoid_entry(args: dict[str, Any], inplace: bool) -> Any:
+    logits: Tensor = args["logits"]
+    plan = _Sigmoid(args, logits)
+    if not plan.ok:
+        return NotImplemented
+
+    def compute(need_grad: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        z2 = logits.detach().reshape(plan.a, plan.k)
+        grad = _grad_buffer(z2, logits, inplace) if need_grad else None
+        out, factor = plan.run(z2, grad)
+        if grad is not None:
+            grad = grad.reshape(plan.shape)
+        return out, grad, factor
+
+    return _run(logits, compute, inplace, None)

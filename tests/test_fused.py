@@ -1,0 +1,521 @@
+"""The fused PyTorch path: same values and gradients as the generic path.
+
+Order: float64 references, parity with the generic path for every keyword, odd
+shapes and chunk boundaries, gradients (gradcheck, upstream scaling, in-place
+mode), dispatch, and ``linear_cross_entropy`` against torch's unfused layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import wce  # noqa: E402
+from wce._fused import _linear  # noqa: E402
+from wce._fused import _torch as ft  # noqa: E402
+
+Tensor = Any
+REDUCTIONS = ("none", "sum", "mean", "weighted_mean")
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(params=["exp", "softmax"])
+def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both softmax kernels: written-out exp (few classes) and torch's softmax."""
+    monkeypatch.setattr(ft, "SMALL_CLASSES", 10**9 if request.param == "exp" else 0)
+    return str(request.param)
+
+
+def run(
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    fused: bool = True,
+    upstream: Tensor | None = None,
+    chunk: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Loss and gradient of ``fn`` at ``x``, on the fused or the generic path."""
+    xx = x.detach().clone().requires_grad_(True)
+    with _path(fused, chunk):
+        out = fn(xx)
+    g = torch.ones_like(out) if upstream is None else upstream
+    (gx,) = torch.autograd.grad(out, xx, g)
+    return out.detach(), gx
+
+
+class _path:
+    def __init__(self, fused: bool, chunk: int | None) -> None:
+        self.stack: list[Any] = []
+        if not fused:
+            self.stack.append(ft.disabled())
+        if chunk is not None:
+            self.stack.append(ft.chunk_elements(chunk))
+
+    def __enter__(self) -> None:
+        for c in self.stack:
+            c.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        for c in reversed(self.stack):
+            c.__exit__(*exc)
+
+
+def assert_same(
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    *,
+    chunk: int | None = None,
+    upstream: Tensor | None = None,
+    rtol: float = 1e-6,
+) -> None:
+    """Fused and generic agree in value and gradient."""
+    lf, gf = run(fn, x, chunk=chunk, upstream=upstream)
+    lg, gg = run(fn, x, fused=False, upstream=upstream)
+    scale = float(x.abs().max()) * 1e-7 if x.dtype == torch.float32 else 1e-15
+    torch.testing.assert_close(lf, lg, rtol=rtol, atol=scale)
+    torch.testing.assert_close(gf, gg, rtol=rtol, atol=max(scale, 1e-8))
+
+
+def _cases(c: int, n: int) -> Iterator[dict[str, Any]]:
+    cw = torch.rand(c) + 0.5
+    yield {}
+    yield {"class_weight": cw}
+    yield {"class_weight": cw, "weight_by": "prediction"}
+    yield {"cost_matrix": torch.rand(c, c)}
+    yield {"class_weight": cw, "cost_matrix": torch.rand(c, c)}
+    yield {"sample_weight": torch.rand(n)}
+    yield {"label_smoothing": 0.1, "class_weight": cw}
+    yield {"ignore_index": -100, "class_weight": cw, "sample_weight": torch.rand(n)}
+    yield {"ignore_index": -100, "sample_weight": torch.rand(n)}
+    yield {"ignore_index": -100, "cost_matrix": torch.rand(c, c)}
+
+
+# ---------------------------------------------------------------------------
+# float64 references
+# ---------------------------------------------------------------------------
+def reference_softmax(
+    x: Tensor, y: Tensor, *, cw: Tensor | None, eps: float, red: str
+) -> Tensor:
+    """Class-weighted smoothed cross-entropy written from the formulas."""
+    c = x.shape[-1]
+    logp = torch.log_softmax(x.double(), -1)
+    q = F.one_hot(y, c).double() * (1 - eps) + eps / c
+    loss = -(q * logp).sum(-1)
+    w = torch.ones_like(loss) if cw is None else cw.double()[y]
+    if red == "none":
+        return w * loss
+    if red == "sum":
+        return (w * loss).sum()
+    den = w.sum() if red == "weighted_mean" else torch.tensor(float(len(y)))
+    return (w * loss).sum() / den
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_softmax_matches_float64_reference(method: str, red: str, eps: float) -> None:
+    x = torch.randn(29, 13) * 4
+    y = torch.randint(0, 13, (29,))
+    cw = torch.rand(13) + 0.1
+    with ft.chunk_elements(13 * 4):
+        out = wce.softmax_cross_entropy(
+            x, y, class_weight=cw, label_smoothing=eps, reduction=red
+        )
+    ref = reference_softmax(x, y, cw=cw, eps=eps, red=red)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_sigmoid_matches_float64_reference() -> None:
+    z = torch.randn(31, 5) * 6
+    t = (torch.rand(31, 5) > 0.7).float()
+    pw = torch.rand(5) * 4
+    out = wce.sigmoid_cross_entropy(z, t, pos_weight=pw, reduction="sum")
+    ref = F.binary_cross_entropy_with_logits(
+        z.double(), t.double(), pos_weight=pw.double(), reduction="sum"
+    )
+    torch.testing.assert_close(out.double(), ref, rtol=1e-6, atol=0.0)
+
+
+# ---------------------------------------------------------------------------
+# parity with the generic path, every keyword
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("c", [3, 40])
+def test_softmax_keywords_match_generic(method: str, red: str, c: int) -> None:
+    n = 23
+    x = torch.randn(n, c) * 3
+    labels = torch.randint(0, c, (n,))
+    labels[[2, 9]] = -100
+    for kw in _cases(c, n):
+        y = labels if "ignore_index" in kw else labels.clamp(min=0)
+
+        def fn(a: Tensor, y: Tensor = y, kw: dict = kw) -> Tensor:
+            return wce.softmax_cross_entropy(a, y, reduction=red, **kw)
+
+        assert_same(fn, x, chunk=3 * c)
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+def test_softmax_probability_labels_match_generic(red: str, eps: float) -> None:
+    x = torch.randn(17, 6) * 2
+    t = torch.softmax(torch.randn(17, 6) * 2, -1)
+    t[3] = torch.nn.functional.one_hot(torch.tensor(2), 6).float()
+    cw = torch.rand(6) + 0.5
+    for kw in ({}, {"class_weight": cw}, {"cost_matrix": torch.rand(6, 6)}):
+
+        def fn(a: Tensor, kw: dict = kw) -> Tensor:
+            return wce.softmax_cross_entropy(
+                a, t, reduction=red, label_smoothing=eps, **kw
+            )
+
+        assert_same(fn, x, chunk=6 * 5)
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_sigmoid_keywords_match_generic(red: str) -> None:
+    n, c = 19, 7
+    z = torch.randn(n, c) * 4
+    t = (torch.rand(n, c) > 0.6).float()
+    t[1, 2] = -1.0
+    pw, cw = torch.rand(c) * 3, torch.rand(c) + 0.2
+    cases: list[dict[str, Any]] = [
+        {},
+        {"pos_weight": pw},
+        {"pos_weight": 2.5, "class_weight": cw},
+        {"pos_weight": pw, "sample_weight": torch.rand(n)},
+        {"pos_weight": pw, "sample_weight": torch.rand(n, c)},
+        {"pos_weight": pw, "label_smoothing": 0.2},
+        {"pos_weight": pw, "ignore_index": -1, "class_weight": cw},
+    ]
+    for kw in cases:
+        tt = t if "ignore_index" in kw else t.clamp(min=0)
+        soft = torch.rand(n, c)
+
+        def fn(a: Tensor, tt: Tensor = tt, kw: dict = kw) -> Tensor:
+            return wce.sigmoid_cross_entropy(a, tt, reduction=red, **kw)
+
+        def fn_soft(a: Tensor, kw: dict = kw, soft: Tensor = soft) -> Tensor:
+            kw = {k: v for k, v in kw.items() if k != "ignore_index"}
+            return wce.sigmoid_cross_entropy(a, soft, reduction=red, **kw)
+
+        assert_same(fn, z, chunk=5)  # chunks split rows: column blocks
+        assert_same(fn_soft, z, chunk=2 * c)
+
+
+# ---------------------------------------------------------------------------
+# odd shapes, chunk boundaries, special values
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n", "c", "chunk"), [(1, 5, None), (6, 1, 2), (7, 4, 8), (8, 4, 8), (9, 4, 1)]
+)
+def test_softmax_odd_shapes(method: str, n: int, c: int, chunk: int | None) -> None:
+    x = torch.randn(n, c)
+    y = torch.randint(0, c, (n,))
+    cw = torch.rand(c) + 0.5
+    for red in REDUCTIONS:
+
+        def fn(a: Tensor, red: str = red) -> Tensor:
+            return wce.softmax_cross_entropy(a, y, class_weight=cw, reduction=red)
+
+        assert_same(fn, x, chunk=chunk)
+
+
+def test_softmax_one_dimensional_logits() -> None:
+    x = torch.randn(5)
+
+    def fn(a: Tensor) -> Tensor:
+        return wce.softmax_cross_entropy(a, torch.tensor(3), reduction="none")
+
+    assert_same(fn, x)
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_all_rows_ignored_give_zero_with_zero_gradient(method: str, red: str) -> None:
+    x = torch.randn(4, 6)
+    y = torch.full((4,), -100)
+
+    def fn(a: Tensor) -> Tensor:
+        return wce.softmax_cross_entropy(a, y, ignore_index=-100, reduction=red)
+
+    loss, g = run(fn, x, chunk=12)
+    assert torch.all(loss == 0) and torch.all(g == 0)
+    assert_same(fn, x, chunk=12)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_masked_and_infinite_logits(method: str, inplace: bool) -> None:
+    x = torch.randn(9, 6) * 3
+    x[0, 2] = -torch.inf  # a masked class
+    x[1, :] = -torch.inf  # a row of masked classes, ignored
+    x[4, 3] = -70.0  # a label probability below float32's normal range
+    x[4, 0] = 40.0
+    y = torch.tensor([1, 5, 0, 2, 3, 4, 5, 0, 1])
+    for red in REDUCTIONS:
+
+        def fn(a: Tensor, red: str = red) -> Tensor:
+            return wce.softmax_cross_entropy(
+                a * 1, y, ignore_index=5, reduction=red, inplace_backward=inplace
+            )
+
+        assert_same(fn, x, chunk=12)
+
+
+def test_sigmoid_infinite_logits() -> None:
+    z = torch.randn(6, 3)
+    z[0, 0], z[1, 1], z[2, 2] = torch.inf, -torch.inf, torch.inf
+    t = torch.zeros(6, 3)
+    t[0, 0] = t[1, 1] = 1.0
+    for red in REDUCTIONS:
+
+        def fn(a: Tensor, red: str = red) -> Tensor:
+            return wce.sigmoid_cross_entropy(a, t, pos_weight=2.0, reduction=red)
+
+        assert_same(fn, z, chunk=4)
+
+
+def test_class_axis_one() -> None:
+    x = torch.randn(3, 6, 4, 5)
+    y = torch.randint(0, 6, (3, 4, 5))
+    t = (torch.rand(3, 6, 4, 5) > 0.5).float()
+    sw, pw = torch.rand(3), torch.rand(6)
+    for red in REDUCTIONS:
+
+        def soft(a: Tensor, red: str = red) -> Tensor:
+            return wce.softmax_cross_entropy(
+                a, y, axis=1, sample_weight=sw, reduction=red
+            )
+
+        def sig(a: Tensor, red: str = red) -> Tensor:
+            return wce.sigmoid_cross_entropy(
+                a, t, axis=1, pos_weight=pw, sample_weight=sw, reduction=red
+            )
+
+        assert_same(soft, x, chunk=18)
+        assert_same(sig, x, chunk=7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_dtypes(dtype: Any) -> None:
+    x = torch.randn(11, 7).to(dtype)
+    y = torch.randint(0, 7, (11,))
+    cw = torch.rand(7) + 0.5
+    lf, gf = run(lambda a: wce.softmax_cross_entropy(a, y, class_weight=cw), x)
+    lg, gg = run(
+        lambda a: wce.softmax_cross_entropy(a, y, class_weight=cw), x, fused=False
+    )
+    assert lf.dtype == lg.dtype and gf.dtype == gg.dtype == dtype
+    torch.testing.assert_close(lf, lg, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(gf, gg)
+
+
+def test_forward_without_gradient_matches() -> None:
+    x = torch.randn(13, 9)
+    y = torch.randint(0, 9, (13,))
+    with torch.no_grad(), ft.chunk_elements(20):
+        fused = wce.softmax_cross_entropy(x, y, label_smoothing=0.1)
+        fused_sig = wce.sigmoid_cross_entropy(x, torch.rand(13, 9), pos_weight=2.0)
+    with ft.disabled():
+        generic = wce.softmax_cross_entropy(x, y, label_smoothing=0.1)
+        generic_sig = wce.sigmoid_cross_entropy(x, torch.rand(13, 9) * 0 + 0.5)
+    torch.testing.assert_close(fused, generic)
+    assert fused_sig.shape == generic_sig.shape == ()
+
+
+# ---------------------------------------------------------------------------
+# gradients
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_gradcheck_float64(method: str, red: str) -> None:
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 3, 1, -1, 2])
+    t = torch.softmax(torch.randn(5, 4, dtype=torch.float64), -1)
+    cw = torch.rand(4, dtype=torch.float64) + 0.5
+    z = torch.rand(5, 4, dtype=torch.float64)
+    with ft.chunk_elements(8):
+        assert torch.autograd.gradcheck(
+            lambda a: wce.softmax_cross_entropy(
+                a, y, class_weight=cw, ignore_index=-1, label_smoothing=0.1,
+                reduction=red,
+            ),
+            (x,),
+        )  # fmt: skip
+        assert torch.autograd.gradcheck(
+            lambda a: wce.softmax_cross_entropy(a, t, reduction=red), (x,)
+        )
+        assert torch.autograd.gradcheck(
+            lambda a: wce.sigmoid_cross_entropy(
+                a, z, pos_weight=cw, class_weight=cw, reduction=red
+            ),
+            (x,),
+        )
+
+
+def test_upstream_gradient_scales_the_stored_gradient() -> None:
+    x = torch.randn(10, 6)
+    y = torch.randint(0, 6, (10,))
+    cw = torch.rand(6)
+    for red, up in (("mean", torch.tensor(3.5)), ("none", torch.rand(10))):
+
+        def fn(a: Tensor, red: str = red) -> Tensor:
+            return wce.softmax_cross_entropy(a, y, class_weight=cw, reduction=red)
+
+        assert_same(fn, x, upstream=up)
+        _, g1 = run(fn, x)
+        _, g2 = run(fn, x, upstream=up)
+        expected = g1 * (up if up.ndim == 0 else up[:, None])
+        torch.testing.assert_close(g2, expected)
+
+
+def test_retain_graph_gives_the_same_gradient_twice() -> None:
+    x = torch.randn(8, 5, requires_grad=True)
+    loss = wce.softmax_cross_entropy(x * 1, torch.randint(0, 5, (8,)))
+    (g1,) = torch.autograd.grad(loss * 2, x, retain_graph=True)
+    (g2,) = torch.autograd.grad(loss * 2, x)
+    torch.testing.assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_inplace_mode_gives_the_same_gradient(loss: str) -> None:
+    x = torch.randn(12, 7)
+    y = torch.randint(0, 7, (12,))
+    t = (torch.rand(12, 7) > 0.5).float()
+
+    def fn(a: Tensor, inplace: bool) -> Tensor:
+        logits = a * 2.0  # a non-leaf buffer that nothing else saved
+        if loss == "softmax":
+            return wce.softmax_cross_entropy(
+                logits, y, label_smoothing=0.1, inplace_backward=inplace
+            )
+        return wce.sigmoid_cross_entropy(
+            logits, t, pos_weight=3.0, inplace_backward=inplace
+        )
+
+    l1, g1 = run(lambda a: fn(a, True), x, chunk=14, upstream=torch.tensor(0.5))
+    l2, g2 = run(lambda a: fn(a, False), x, upstream=torch.tensor(0.5))
+    torch.testing.assert_close(l1, l2)
+    torch.testing.assert_close(g1, g2)
+
+
+def test_inplace_mode_refuses_logits_saved_by_another_op() -> None:
+    x = torch.randn(6, 4, requires_grad=True)
+    logits = x.exp()  # exp saves its output for its backward
+    loss = wce.softmax_cross_entropy(
+        logits, torch.zeros(6, dtype=torch.int64), inplace_backward=True
+    )
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+# ---------------------------------------------------------------------------
+# dispatch
+# ---------------------------------------------------------------------------
+def test_weights_that_want_gradients_use_the_generic_path() -> None:
+    x = torch.randn(5, 3)
+    cw = torch.rand(3, requires_grad=True)
+    loss = wce.softmax_cross_entropy(x, torch.tensor([0, 1, 2, 0, 1]), class_weight=cw)
+    assert loss.grad_fn is not None and "Fused" not in type(loss.grad_fn).__name__
+    loss.backward()
+    assert cw.grad is not None
+
+
+def test_errors_are_the_generic_ones() -> None:
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="labels must be class ids in"):
+        wce.softmax_cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="labels must be probabilities"):
+        wce.softmax_cross_entropy(x, torch.full((4, 3), 2.0))
+    with pytest.raises(ValueError, match="class_weight must be shape"):
+        wce.softmax_cross_entropy(x, torch.tensor([0, 1, 2, 0]), class_weight=[1.0])
+    with pytest.raises(ValueError, match="labels must be targets in"):
+        wce.sigmoid_cross_entropy(x, torch.full((4, 3), 3.0))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        wce.sigmoid_cross_entropy(x, torch.zeros(4, 3), reduction="avg")
+
+
+# ---------------------------------------------------------------------------
+# linear_cross_entropy
+# ---------------------------------------------------------------------------
+def _linear_inputs(
+    dtype: Any = torch.float64,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    n, h, c = 21, 6, 11
+    hid = torch.randn(n, h, dtype=dtype, requires_grad=True)
+    w = torch.randn(c, h, dtype=dtype, requires_grad=True)
+    b = torch.randn(c, dtype=dtype, requires_grad=True)
+    y = torch.randint(0, c, (n,))
+    y[[3, 7]] = -100
+    return hid, w, b, y
+
+
+@pytest.mark.parametrize("slab", [11, 40, 10**6])
+@pytest.mark.parametrize("red", ["mean", "sum", "none"])
+def test_linear_matches_torch_unfused(slab: int, red: str) -> None:
+    hid, w, b, y = _linear_inputs()
+    cw = torch.rand(11, dtype=torch.float64) + 0.5
+    up = torch.rand(21, dtype=torch.float64) if red == "none" else torch.tensor(2.0)
+    with _linear.slab_elements(slab):
+        ours = wce.linear_cross_entropy(hid, w, y, bias=b, ignore_index=-100,
+                                        class_weight=cw, reduction=red)  # fmt: skip
+    g_ours = torch.autograd.grad(ours, (hid, w, b), up)
+    tred = "mean" if red == "mean" else red
+    theirs = F.cross_entropy(hid @ w.T + b, y, weight=cw, reduction=tred)
+    if red == "mean":  # torch's "mean" with weights is wce's "weighted_mean"
+        theirs = F.cross_entropy(hid @ w.T + b, y, weight=cw, reduction="sum")
+        theirs = theirs / (y != -100).sum()
+    g_theirs = torch.autograd.grad(theirs, (hid, w, b), up)
+    torch.testing.assert_close(ours, theirs)
+    for a, e in zip(g_ours, g_theirs, strict=True):
+        torch.testing.assert_close(a, e)
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_linear_keywords_match_softmax_cross_entropy(red: str) -> None:
+    hid, w, b, y = _linear_inputs()
+    cw = torch.rand(11, dtype=torch.float64) + 0.5
+    cases: list[dict[str, Any]] = [
+        {"label_smoothing": 0.2, "class_weight": cw},
+        {"class_weight": cw, "weight_by": "prediction"},
+        {"cost_matrix": torch.rand(11, 11, dtype=torch.float64)},
+        {"sample_weight": torch.rand(21, dtype=torch.float64)},
+    ]
+    for kw in cases:
+        with _linear.slab_elements(30):
+            ours = wce.linear_cross_entropy(
+                hid, w, y, bias=b, ignore_index=-100, reduction=red, **kw
+            )
+        g_ours = torch.autograd.grad(ours.sum(), (hid, w, b))
+        with ft.disabled():
+            theirs = wce.softmax_cross_entropy(
+                hid @ w.T + b, y, ignore_index=-100, reduction=red, **kw
+            )
+        g_theirs = torch.autograd.grad(theirs.sum(), (hid, w, b))
+        torch.testing.assert_close(ours, theirs)
+        for a, e in zip(g_ours, g_theirs, strict=True):
+            torch.testing.assert_close(a, e)
+
+
+def test_linear_without_bias_float32_and_frozen_weight() -> None:
+    hid, w, _, y = _linear_inputs(torch.float32)
+    w.requires_grad_(False)
+    with _linear.slab_elements(50):
+        ours = wce.linear_cross_entropy(hid, w, y.clamp(min=0))
+    (g,) = torch.autograd.grad(ours, (hid,))
+    theirs = F.cross_entropy(hid @ w.T, y.clamp(min=0))
+    (ge,) = torch.autograd.grad(theirs, (hid,))
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(g, ge)
+
+
+def test_linear_rejects_probability_labels() -> None:
+    hid, w, b, _ = _linear_inputs()
+    with pytest.raises(TypeError, match="integer class ids"):
+        wce.linear_cross_entropy(hid, w, torch.rand(21, 11), bias=b)
