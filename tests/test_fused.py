@@ -320,14 +320,15 @@ def test_other_dtypes(dtype: Any) -> None:
 def test_forward_without_gradient_matches() -> None:
     x = torch.randn(13, 9)
     y = torch.randint(0, 9, (13,))
+    t = torch.rand(13, 9)
     with torch.no_grad(), ft.chunk_elements(20):
         fused = wce.softmax_cross_entropy(x, y, label_smoothing=0.1)
-        fused_sig = wce.sigmoid_cross_entropy(x, torch.rand(13, 9), pos_weight=2.0)
+        fused_sig = wce.sigmoid_cross_entropy(x, t, pos_weight=2.0)
     with ft.disabled():
         generic = wce.softmax_cross_entropy(x, y, label_smoothing=0.1)
-        generic_sig = wce.sigmoid_cross_entropy(x, torch.rand(13, 9) * 0 + 0.5)
+        generic_sig = wce.sigmoid_cross_entropy(x, t, pos_weight=2.0)
     torch.testing.assert_close(fused, generic)
-    assert fused_sig.shape == generic_sig.shape == ()
+    torch.testing.assert_close(fused_sig, generic_sig)
 
 
 # ---------------------------------------------------------------------------
@@ -519,3 +520,68 @@ def test_linear_rejects_probability_labels() -> None:
     hid, w, b, _ = _linear_inputs()
     with pytest.raises(TypeError, match="integer class ids"):
         wce.linear_cross_entropy(hid, w, torch.rand(21, 11), bias=b)
+
+
+# ---------------------------------------------------------------------------
+# softmax focal loss (integer labels; dense targets use the generic path)
+# ---------------------------------------------------------------------------
+def _focal(a: Tensor, y: Tensor, **kw: Any) -> Tensor:
+    """The fused focal loss, called the way the public function dispatches."""
+    args = {
+        "logits": a, "labels": y, "gamma": 2.0, "class_weight": None,
+        "sample_weight": None, "label_smoothing": 0.0, "ignore_index": None,
+        "axis": -1, "reduction": "mean", "axis_name": None, "normalizer": None,
+    }  # fmt: skip
+    args.update(kw)
+    out = ft.dispatch("softmax_focal", args)
+    assert out is not NotImplemented
+    return out
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("red", REDUCTIONS)
+@pytest.mark.parametrize("c", [5, 300])
+def test_softmax_focal_matches_generic(
+    method: str, gamma: float, red: str, c: int
+) -> None:
+    from wce.longtail import softmax_focal_loss
+
+    x = torch.randn(21, c) * 4
+    x[0, 0] = 30.0  # a certain prediction: 1 - p_y far below float32's epsilon
+    x[5, 1] = -torch.inf  # a masked class
+    y = torch.randint(0, c, (21,))
+    y[0], y[3], y[5] = 0, -1, 0
+    x[6, y[6]] = -80.0  # a label probability below the normal range
+    kw = {
+        "gamma": gamma, "class_weight": torch.rand(c) + 0.5,
+        "sample_weight": torch.rand(21), "ignore_index": -1, "reduction": red,
+    }  # fmt: skip
+    lf, gf = run(lambda a: _focal(a, y, **kw), x, chunk=4 * c)
+    with ft.disabled():
+        lg, gg = run(lambda a: softmax_focal_loss(a, y, **kw), x)
+    rtol = 1e-5 if red == "none" else 1e-6  # a few roundings per element
+    torch.testing.assert_close(lf, lg, rtol=rtol, atol=1e-12)
+    torch.testing.assert_close(gf, gg, rtol=1e-5, atol=1e-7)
+
+
+def test_softmax_focal_gradcheck() -> None:
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 4, 2, 1, 3, 0])
+    for gamma in (0.5, 2.0):
+        with ft.chunk_elements(10):
+            assert torch.autograd.gradcheck(
+                lambda a, g=gamma: _focal(a, y, gamma=g, reduction="sum"), (x,)
+            )
+
+
+def test_softmax_focal_dense_targets_use_the_generic_path() -> None:
+    x = torch.randn(4, 3)
+    t = torch.softmax(torch.randn(4, 3), -1)
+    args = {
+        "logits": x, "labels": t, "gamma": 2.0, "class_weight": None,
+        "sample_weight": None, "label_smoothing": 0.0, "ignore_index": None,
+        "axis": -1, "reduction": "mean", "axis_name": None, "normalizer": None,
+    }  # fmt: skip
+    assert ft.dispatch("softmax_focal", args) is NotImplemented
+    args.update(labels=torch.tensor([0, 1, 2, 0]), label_smoothing=0.1)
+    assert ft.dispatch("softmax_focal", args) is NotImplemented

@@ -25,19 +25,31 @@ Normalizer = Callable[[Backend, Any, Any], tuple[Any, Any]]
 # Stable building blocks
 # ---------------------------------------------------------------------------
 def log_softmax(be: Backend, x: Any) -> Any:
-    """log softmax over the last axis; ``-inf`` entries stay ``-inf``.
+    """log softmax over the last axis, to full relative precision.
 
-    The shift by the row maximum is a constant for autodiff (its gradient cancels
-    exactly), and a row that is all ``-inf`` gives ``-inf`` everywhere, not NaN.
+    The normaliser is written around the top class m of each row,
+    ``log sum_k exp(x_k) = x_m + log1p(sum_{k != m} exp(x_k - x_m))``, so
+    ``log p_m`` keeps its digits when ``p_m`` is near 1, and huge equal logits give
+    exactly ``-log 2``. ``x_m`` keeps its gradient (the choice of m is a constant);
+    ``-inf`` entries stay ``-inf`` with gradient 0, and a row of ``-inf`` gives
+    ``-inf`` everywhere, not NaN.
     """
     xp = be.xp
-    m = xp.max(x, axis=-1, keepdims=True)
-    m = be.stop_gradient(xp.where(xp.isfinite(m), m, xp.zeros_like(m)))
-    shifted = x - m
-    total = xp.sum(xp.exp(shifted), axis=-1, keepdims=True)
-    # a row of -inf logits has total 0: log(1) keeps it at -inf without NaN
-    total = xp.where(total > 0, total, xp.ones_like(total))
-    return shifted - xp.log(total)
+    top = _top_onehot(be, x)
+    zero = xp.zeros_like(x)
+    m = xp.sum(xp.where(top, x, zero), axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    shifted = xp.where(top, zero, x - m)
+    others = xp.sum(xp.where(top, zero, xp.exp(shifted)), axis=-1, keepdims=True)
+    return shifted - xp.log1p(others)
+
+
+def _top_onehot(be: Backend, x: Any) -> Any:
+    """Boolean mask of the first largest entry of each row (last axis)."""
+    xp = be.xp
+    idx = xp.argmax(be.stop_gradient(x), axis=-1, keepdims=True)
+    classes = be.asarray(_arange(int(x.shape[-1])), like=x)
+    return idx == xp.astype(classes, idx.dtype)
 
 
 def _split_sign(be: Backend, z: Any) -> tuple[Any, Any, Any]:
@@ -197,7 +209,7 @@ class SoftmaxBatch:
             nll = xp.sum(xp.where(self.onehot(), neg_logp, zero), axis=-1)
             if eps == 0.0:
                 return nll
-            return (1 - eps) * nll + (eps / self.num_classes) * xp.sum(neg_logp, -1)
+            return (1 - eps) * nll + (eps / self.num_classes) * xp.sum(neg_logp, axis=-1)
         q = self.targets
         if eps != 0.0:
             q = (1 - eps) * q + eps / self.num_classes

@@ -255,7 +255,8 @@ class GradientAccumulator:
         optimizer.zero_grad()
 
     Not supported: sample weights or class weights that require a gradient (the
-    denominators are treated as constants).
+    denominators are treated as constants). The bookkeeping is Python state,
+    meant for eager mode; under ``torch.compile`` compile the model, not the loss.
     """
 
     def __init__(self, *, sync: bool = False, group: Any = None) -> None:

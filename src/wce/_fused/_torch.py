@@ -12,6 +12,7 @@ path's (:mod:`wce._core`); rows whose logits are not finite (a row of ``-inf``, 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,11 +35,11 @@ from .._core import (
 Tensor = torch.Tensor
 
 #: Entries of the logits processed per chunk (rows are never split for softmax).
-CHUNK_ELEMENTS = 1 << 20
+CHUNK_ELEMENTS = 1 << 21
 #: The sigmoid loss keeps several chunk-sized temporaries: it uses smaller chunks.
 SIGMOID_CHUNK_ELEMENTS = 1 << 17
 #: At most this many rows per chunk, so per-row temporaries stay small.
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 8192
 #: Up to this many classes the softmax is written out (exp once, reused); above it
 #: torch's fused softmax kernel is faster.
 SMALL_CLASSES = 128
@@ -112,6 +113,15 @@ def dispatch(loss: str, args: dict[str, Any]) -> Any:
         return _softmax_entry(args, inplace)
     if loss == "sigmoid":
         return _sigmoid_entry(args, inplace)
+    if loss == "softmax_focal":
+        gamma = args["gamma"]
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+            return NotImplemented
+        if not 0.0 <= float(gamma) < math.inf:
+            return NotImplemented
+        # gamma = 0 is the cross-entropy, computed by the same code as the generic
+        g = float(gamma) if gamma else None
+        return _softmax_entry(args, inplace, gamma=g)
     return NotImplemented
 
 
@@ -183,10 +193,13 @@ def _grad_buffer(x2: Tensor, logits: Tensor, inplace: bool) -> Tensor:
 class _Softmax:
     """One softmax batch, flattened to rows (M, C), and its chunked evaluation."""
 
-    def __init__(self, args: dict[str, Any], logits: Tensor) -> None:
+    def __init__(
+        self, args: dict[str, Any], logits: Tensor, gamma: float | None = None
+    ) -> None:
         self.ok = False
         self.reduction = _checks.check_reduction(args["reduction"])
-        weight_by = check_weight_by(args["weight_by"])
+        weight_by = check_weight_by(args.get("weight_by", "label"))
+        self.gamma = gamma
         axis = args["axis"]
         self.ax = ax = _checks.normalize_axis(axis, logits.ndim)
         ignore = _checks.check_ignore_index(args["ignore_index"])
@@ -216,6 +229,8 @@ class _Softmax:
             self.targets = _rows(lab.detach(), ax, c)
         else:
             return
+        if gamma is not None and (self.labels is None or self.eps != 0.0):
+            return  # focal loss with a dense target: the generic path
         cw = prepare_class_vector(
             be,
             args["class_weight"],
@@ -228,7 +243,7 @@ class _Softmax:
             dtype=cdt,
         )
         self.cost = prepare_cost_matrix(
-            be, args["cost_matrix"], c, like=logits, dtype=cdt
+            be, args.get("cost_matrix"), c, like=logits, dtype=cdt
         )
         self.label_weight = cw if weight_by == "label" else None
         self.pred_weight = cw if weight_by == "prediction" else None
@@ -350,7 +365,7 @@ class _Softmax:
         idx: Tensor | None = None
         if mx is not None:
             bad = ~torch.isfinite(mx)
-            if method == "softmax":
+            if method == "softmax" or self.gamma is not None:
                 assert y is not None
                 bad |= (xc.gather(1, y[:, None]).squeeze(1) - mx) < _UNDERFLOW
             idx = bad.nonzero().squeeze(1) if bool(bad.any()) else None
@@ -398,15 +413,24 @@ class _Softmax:
             if need_grad:
                 buf.exp_()
 
+        focal: Tensor | None = None
+        if self.gamma is not None:
+            assert y is not None
+            loss, focal = _focal_terms(buf, y, self.gamma)
+
         gref: Tensor | None = None
         if idx is not None and saved is not None:
-            lref, gref = _softmax_reference(
-                saved,
-                None if y is None else y[idx],
-                None if t is None else t[idx],
-                eps,
-                need_grad,
-            )
+            if self.gamma is not None:
+                assert y is not None
+                lref, gref = _focal_reference(saved, y[idx], self.gamma, need_grad)
+            else:
+                lref, gref = _softmax_reference(
+                    saved,
+                    None if y is None else y[idx],
+                    None if t is None else t[idx],
+                    eps,
+                    need_grad,
+                )
             loss[idx] = lref
 
         if self.dynamic:
@@ -435,6 +459,9 @@ class _Softmax:
             coef = torch.where(keep, coef, 0.0)
         if self.upstream is not None:
             coef = coef * self.upstream[s:e]
+        row_coef = coef
+        if focal is not None:
+            coef = coef * focal
         if method == "exp":
             assert pscale is not None
             buf.mul_((coef * pscale)[:, None])
@@ -448,7 +475,7 @@ class _Softmax:
             if eps:
                 buf.sub_((coef * (eps / c))[:, None])
         if idx is not None and gref is not None:
-            ci = coef[idx][:, None]
+            ci = row_coef[idx][:, None]
             buf[idx] = torch.where(ci != 0, ci * gref, 0.0)
 
     def _dynamic(
@@ -494,6 +521,44 @@ def _softmax_reference(
     return loss.detach(), g
 
 
+def _focal_terms(buf: Tensor, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+    """Focal loss ``(1 - p_y) ** gamma * (-log p_y)`` of each row, and the factor A
+    with ``d loss / d x = A * (softmax - onehot)``.
+
+    ``buf`` holds the row's exponentials (any positive scale). ``1 - p_y`` is the
+    other classes' mass and ``-log p_y = log1p(others / e_y)``, both to full
+    relative precision when ``p_y`` is near 1.
+    """
+    yi = y[:, None]
+    ey = buf.gather(1, yi)
+    buf.scatter_(1, yi, 0.0)
+    others = buf.sum(1)
+    buf.scatter_(1, yi, ey)
+    ey = ey.squeeze(1)
+    total = ey + others
+    p, one_m = ey / total, others / total
+    ce = torch.log1p(others / ey)
+    focus = one_m.pow(gamma)
+    # (1 - p)^g + g p (1 - p)^(g - 1) (-log p), written to stay finite at p = 1
+    ratio = torch.where(one_m > 0, ce / one_m, 1.0)
+    return focus * ce, focus * (1 + gamma * p * ratio)
+
+
+def _focal_reference(
+    x: Tensor, y: Tensor, gamma: float, need_grad: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The generic focal loss on a few rows: loss and its gradient (unweighted)."""
+    from ..longtail import softmax_focal_loss
+
+    with disabled(), torch.enable_grad():
+        xr = x.detach().requires_grad_(need_grad)
+        loss = softmax_focal_loss(xr, y, gamma=gamma, reduction="none")
+        if not need_grad:
+            return loss.detach(), None
+        (g,) = torch.autograd.grad(loss.sum(), xr)
+    return loss.detach(), g
+
+
 def _prod(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:
@@ -508,9 +573,11 @@ def _rows(x: Tensor, ax: int, c: int) -> Tensor:
     return x.reshape(-1, c)
 
 
-def _softmax_entry(args: dict[str, Any], inplace: bool) -> Any:
+def _softmax_entry(
+    args: dict[str, Any], inplace: bool, gamma: float | None = None
+) -> Any:
     logits: Tensor = args["logits"]
-    plan = _Softmax(args, logits)
+    plan = _Softmax(args, logits, gamma)
     if not plan.ok:
         return NotImplemented
     ax = plan.ax
@@ -621,9 +688,9 @@ class _Sigmoid:
                 buf = None
                 if grad is not None:
                     buf = zc if not same else grad[s:e, c0:c1]
-                wl, den = self._chunk(zc, buf, s, e, c0, c1)
+                wl, den = self._chunk(zc, buf, s, e, c0, c1)  # minus the loss
                 if out is not None:
-                    out[s:e, c0:c1] = wl
+                    out[s:e, c0:c1] = torch.rsub(wl, 0.0)
                 else:
                     sums.append(wl.sum())
                     if den is not None:
@@ -632,7 +699,7 @@ class _Sigmoid:
                     grad[s:e, c0:c1].copy_(buf)
         if out is not None:
             return out.reshape(self.shape), None
-        num = torch.stack(sums).sum()
+        num = torch.rsub(torch.stack(sums).sum(), 0.0)
         if self.reduction == "sum":
             return num, None
         if self.static:
@@ -655,12 +722,14 @@ class _Sigmoid:
         pw = None if self.pos_weight is None else _cols(self.pos_weight, c0, c1)
         pq = q if pw is None else q * pw
         kq = None if pw is None else torch.sub(pq, q).add_(1.0)
-        # stable tail log(1 + exp(-|z|)), shared by softplus(z) and softplus(-z)
-        tail = F.logsigmoid(zc.abs()).neg_()
+        # minus the loss, from the stable tail -log(1 + exp(-|z|)) shared by
+        # softplus(z) = relu(z) + tail and softplus(-z) = relu(-z) + tail
+        neg = F.logsigmoid(zc.abs())
         rz = zc.relu()
-        loss = tail if kq is None else tail.mul_(kq)
-        loss.addcmul_(pq, torch.sub(rz, zc))
-        loss.addcmul_(torch.rsub(q, 1.0), rz)
+        if kq is not None:
+            neg.mul_(kq)
+        neg.addcmul_(pq, torch.sub(rz, zc), value=-1.0)
+        neg.addcmul_(torch.rsub(q, 1.0), rz, value=-1.0)
 
         w = None if self.class_weight is None else _cols(self.class_weight, c0, c1)
         if self.sample_weight is not None:
@@ -670,14 +739,15 @@ class _Sigmoid:
         if w is not None:
             nz = w != 0
             keep = nz if keep is None else keep & nz
-        wl = loss if w is None else w * loss
+        wl = neg if w is None else w * neg
         if keep is not None:
             wl = torch.where(keep, wl, 0.0)
         gref = None
         if not bool(torch.isfinite(wl.sum())):
             # a saturated logit: the generic formula leaves out zero coefficients
             loss, gref = _sigmoid_reference(zc, q, pw, buf is not None)
-            wl = loss if w is None else w * loss
+            neg = torch.rsub(loss, 0.0)
+            wl = neg if w is None else w * neg
             if keep is not None:
                 wl = torch.where(keep, wl, 0.0)
         den = None
@@ -686,24 +756,25 @@ class _Sigmoid:
                 assert valid is not None
                 den = valid.sum().to(self.cdt)
             else:
-                ww = torch.ones_like(loss) if w is None else w + torch.zeros_like(loss)
+                ww = torch.ones_like(neg) if w is None else w + torch.zeros_like(neg)
                 den = (ww if valid is None else torch.where(valid, ww, 0.0)).sum()
         if buf is None:
             return wl, den
 
         coef: Tensor | float = self.scale
         if w is not None or keep is not None:
-            base = torch.ones_like(loss) if w is None else w * self.scale
+            base = torch.full_like(neg, self.scale) if w is None else w * self.scale
             coef = base if keep is None else torch.where(keep, base, 0.0)
         if gref is not None:
             buf.copy_(torch.where(torch.as_tensor(coef) != 0, gref * coef, 0.0))
             return wl, den
+        # minus the gradient, P q - k sigmoid(z), then times minus the weight
         torch.sigmoid(zc, out=buf)
         if kq is not None:
-            buf.mul_(kq)
-        buf.sub_(pq)
-        if not (isinstance(coef, float) and coef == 1.0):
-            buf.mul_(coef)
+            torch.addcmul(pq, kq, buf, value=-1.0, out=buf)
+        else:
+            torch.sub(pq, buf, out=buf)
+        buf.mul_(-coef)
         return wl, den
 
 
