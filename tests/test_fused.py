@@ -269,6 +269,20 @@ def test_masked_and_infinite_logits(method: str, inplace: bool) -> None:
         assert_same(fn, x, chunk=12)
 
 
+@pytest.mark.parametrize("c", [3, 300])
+def test_confident_predictions_keep_relative_precision(method: str, c: int) -> None:
+    x = torch.randn(6, c)
+    x[:, 1] = torch.tensor([12.0, 18.0, 25.0, 40.0, 0.0, 9.0])
+    y = torch.tensor([1, 1, 1, 1, 0, 1])
+
+    def fn(a: Tensor) -> Tensor:
+        return wce.softmax_cross_entropy(a, y, reduction="none")
+
+    lf, _ = run(fn, x)
+    lg, _ = run(fn, x, fused=False)
+    torch.testing.assert_close(lf, lg, rtol=1e-5, atol=0.0)
+
+
 def test_sigmoid_infinite_logits() -> None:
     z = torch.randn(6, 3)
     z[0, 0], z[1, 1], z[2, 2] = torch.inf, -torch.inf, torch.inf

@@ -891,3 +891,34 @@ def test_pos_weight_never_broadcasts_along_another_axis() -> None:
         r"\(3,\)",
     ):
         wce.sigmoid_cross_entropy(z, np.zeros_like(z), pos_weight=[1.0, 2.0], axis=1)
+
+
+def test_positive_infinite_logit_takes_all_the_probability(backend) -> None:
+    x = np.array([[np.inf, 0.0, 1.0], [np.inf, 0.0, 1.0], [1e9, 1e9, 0.0]])
+    got = wce.softmax_cross_entropy(
+        to(backend, x), to(backend, np.array([0, 1, 1])), reduction="none"
+    )
+    np.testing.assert_array_equal(host(got)[:2], [0.0, np.inf])
+    np.testing.assert_allclose(host(got)[2], math.log(2), rtol=1e-12)
+
+
+def test_fully_masked_row_is_inf_unless_ignored(backend) -> None:
+    """A row of -inf logits has no softmax: inf loss, or 0 when ignored."""
+    x = np.array([[-np.inf, -np.inf], [0.0, 1.0]])
+    labels = to(backend, np.array([0, 1]))
+    got = wce.softmax_cross_entropy(to(backend, x), labels, reduction="none")
+    assert host(got)[0] == np.inf
+    ignored = to(backend, np.array([-1, 1]))
+    f = lambda v: wce.softmax_cross_entropy(v, ignored, ignore_index=-1)  # noqa: E731
+    want = math.log1p(math.exp(-1.0))
+    np.testing.assert_allclose(host(f(to(backend, x))), want, rtol=1e-12)
+    if backend != "numpy":
+        g = grad(backend, f, to(backend, x))
+        assert np.isfinite(g).all() and (g[0] == 0).all()
+
+
+def test_near_certain_prediction_keeps_relative_precision() -> None:
+    """-log p for p = 1 - 2e^-100 is 2e^-100, not 0 (log1p around the top)."""
+    x = np.array([[100.0, 0.0, 0.0]])
+    got = wce.softmax_cross_entropy(x, np.array([0]))
+    np.testing.assert_allclose(got, 2 * math.exp(-100), rtol=1e-12)

@@ -8,6 +8,8 @@ per-element loss, and hand it to :func:`reduce`.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,15 +33,20 @@ def log_softmax(be: Backend, x: Any) -> Any:
     ``log sum_k exp(x_k) = x_m + log1p(sum_{k != m} exp(x_k - x_m))``, so
     ``log p_m`` keeps its digits when ``p_m`` is near 1, and huge equal logits give
     exactly ``-log 2``. ``x_m`` keeps its gradient (the choice of m is a constant);
-    ``-inf`` entries stay ``-inf`` with gradient 0, and a row of ``-inf`` gives
-    ``-inf`` everywhere, not NaN.
+    ``-inf`` entries stay ``-inf`` with gradient 0, a row of ``-inf`` gives
+    ``-inf`` everywhere, not NaN, and a single ``+inf`` logit takes probability 1
+    (two in one row have no defined softmax and give NaN).
     """
     xp = be.xp
     top = _top_onehot(be, x)
     zero = xp.zeros_like(x)
     m = xp.sum(xp.where(top, x, zero), axis=-1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    shifted = xp.where(top, zero, x - m)
+    # a row of -inf has no top class: it is shifted by 0 and stays -inf
+    dead = m == -math.inf
+    m = xp.where(dead, xp.zeros_like(m), m)
+    top = xp.logical_and(top, xp.logical_not(dead))
+    # the top class is shifted to exactly 0; a +inf top takes all the mass
+    shifted = xp.where(top, zero, x) - xp.where(top, zero, m + zero)
     others = xp.sum(xp.where(top, zero, xp.exp(shifted)), axis=-1, keepdims=True)
     return shifted - xp.log1p(others)
 
@@ -209,7 +216,9 @@ class SoftmaxBatch:
             nll = xp.sum(xp.where(self.onehot(), neg_logp, zero), axis=-1)
             if eps == 0.0:
                 return nll
-            return (1 - eps) * nll + (eps / self.num_classes) * xp.sum(neg_logp, axis=-1)
+            return (1 - eps) * nll + (eps / self.num_classes) * xp.sum(
+                neg_logp, axis=-1
+            )
         q = self.targets
         if eps != 0.0:
             q = (1 - eps) * q + eps / self.num_classes

@@ -194,6 +194,7 @@ def linear_cross_entropy(
                 xs = xs.to(cdt)
             plan._chunk(xs, xs, s, e, need)
             if not need:
+                del xs
                 continue
             g = xs.to(h2.dtype)
             if dh is not None:
@@ -202,6 +203,7 @@ def linear_cross_entropy(
                 dw.addmm_(g.T, hs)
             if db is not None:
                 db += g.sum(0)
+            del xs, g  # free this slab before the next one is computed
         out, factor = plan.finish()
         if dh is not None:
             dh = dh.reshape(hidden.shape)

@@ -384,12 +384,16 @@ class _Softmax:
             loss = log_tot - sy
             if ssum is not None:
                 loss = (1 - eps) * loss - (eps / c) * (ssum - c * log_tot)
+            elif self.gamma is None:
+                loss = _label_nll(buf, y, loss)
             pscale = 1.0 / tot
         elif method == "softmax":
             assert y is not None
             torch.ops.aten._softmax.out(xc, 1, False, out=buf)
             py = buf.gather(1, y[:, None]).squeeze(1)
             loss = torch.rsub(py.log(), 0.0)
+            if self.gamma is None:
+                loss = _label_nll(buf, y, loss)
             if late:
                 bad = ~(py > _TINY)
                 if bool(bad.any()):
@@ -521,6 +525,25 @@ def _softmax_reference(
     return loss.detach(), g
 
 
+def _label_terms(buf: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """``e_y`` and the sum of the other entries of each row of ``buf``."""
+    yi = y[:, None]
+    ey = buf.gather(1, yi)
+    buf.scatter_(1, yi, 0.0)
+    others = buf.sum(1)
+    buf.scatter_(1, yi, ey)
+    return ey.squeeze(1), others
+
+
+def _label_nll(buf: Tensor, y: Tensor, fallback: Tensor) -> Tensor:
+    """``-log p_y = log1p(others / e_y)``: full relative precision near p_y = 1.
+
+    ``fallback`` is kept where ``e_y`` is too small for the ratio.
+    """
+    ey, others = _label_terms(buf, y)
+    return torch.where(ey > _TINY, torch.log1p(others / ey), fallback)
+
+
 def _focal_terms(buf: Tensor, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
     """Focal loss ``(1 - p_y) ** gamma * (-log p_y)`` of each row, and the factor A
     with ``d loss / d x = A * (softmax - onehot)``.
@@ -529,12 +552,7 @@ def _focal_terms(buf: Tensor, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
     other classes' mass and ``-log p_y = log1p(others / e_y)``, both to full
     relative precision when ``p_y`` is near 1.
     """
-    yi = y[:, None]
-    ey = buf.gather(1, yi)
-    buf.scatter_(1, yi, 0.0)
-    others = buf.sum(1)
-    buf.scatter_(1, yi, ey)
-    ey = ey.squeeze(1)
+    ey, others = _label_terms(buf, y)
     total = ey + others
     p, one_m = ey / total, others / total
     ce = torch.log1p(others / ey)
