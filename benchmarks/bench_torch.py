@@ -282,7 +282,7 @@ def machine_facts() -> list[str]:
 
 
 def fmt_ms(s: float) -> str:
-    return f"{s * 1e3:.1f}" if s < 10 else f"{s:.2f} s"
+    return f"{s * 1e3:.1f}"
 
 
 def fmt_mb(b: float) -> str:

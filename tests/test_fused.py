@@ -599,3 +599,52 @@ def test_softmax_focal_dense_targets_use_the_generic_path() -> None:
     assert ft.dispatch("softmax_focal", args) is NotImplemented
     args.update(labels=torch.tensor([0, 1, 2, 0]), label_smoothing=0.1)
     assert ft.dispatch("softmax_focal", args) is NotImplemented
+
+
+def test_public_softmax_focal_loss_takes_the_fused_path() -> None:
+    from wce.longtail import softmax_focal_loss
+
+    x = torch.randn(9, 4, requires_grad=True)
+    y = torch.randint(0, 4, (9,))
+    loss = softmax_focal_loss(x, y, gamma=2.0, class_weight=torch.rand(4))
+    assert "Fused" in type(loss.grad_fn).__name__
+    with ft.disabled():
+        generic = softmax_focal_loss(x, y, gamma=2.0, class_weight=loss.new_ones(4))
+    assert "Fused" not in type(generic.grad_fn).__name__
+
+
+def test_double_backward_raises_and_the_generic_path_supports_it() -> None:
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 4, 2, 1])
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(wce.softmax_cross_entropy(x, y), x, create_graph=True)
+    with wce.use_fused_kernels(False):
+        ours = wce.softmax_cross_entropy(x, y)
+    (g,) = torch.autograd.grad(ours, x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.pow(2).sum(), x)
+    theirs = torch.nn.functional.cross_entropy(x, y)
+    (h,) = torch.autograd.grad(theirs, x, create_graph=True)
+    (hh,) = torch.autograd.grad(h.pow(2).sum(), x)
+    torch.testing.assert_close(gg, hh)
+
+
+def test_small_integer_label_dtypes() -> None:
+    """uint8 masks with ignore_index=255, as segmentation data often comes."""
+    x = torch.randn(3, 4, dtype=torch.float64)
+    y = torch.tensor([0, 255, 3], dtype=torch.uint8)
+    want = wce.softmax_cross_entropy(x, y.to(torch.int64), ignore_index=255)
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        got = wce.softmax_cross_entropy(x, y.to(dtype), ignore_index=255)
+        torch.testing.assert_close(got, want)
+
+
+def test_torch_func_transforms_take_the_generic_path() -> None:
+    x = torch.randn(3, 4, dtype=torch.float64)
+    y = torch.tensor([0, 1, 3])
+    g = torch.func.grad(lambda a: wce.softmax_cross_entropy(a, y))(x)
+    want = (torch.softmax(x, -1) - torch.nn.functional.one_hot(y, 4)) / 3
+    torch.testing.assert_close(g, want)
+    per_row = torch.func.vmap(wce.softmax_cross_entropy)(x, y)
+    torch.testing.assert_close(
+        per_row, torch.nn.functional.cross_entropy(x, y, reduction="none")
+    )

@@ -922,3 +922,61 @@ def test_near_certain_prediction_keeps_relative_precision() -> None:
     x = np.array([[100.0, 0.0, 0.0]])
     got = wce.softmax_cross_entropy(x, np.array([0]))
     np.testing.assert_allclose(got, 2 * math.exp(-100), rtol=1e-12)
+
+
+def test_torch_compile_fullgraph_with_python_weights() -> None:
+    """Python floats and lists as weights trace without NumPy under Dynamo."""
+    import torch
+
+    z, t = torch.tensor(Z), torch.tensor(T)
+
+    def f(z, t):
+        return wce.sigmoid_cross_entropy(
+            z, t, pos_weight=2.5, class_weight=[1.0, 2.0, 3.0], reduction="sum"
+        )
+
+    compiled = torch.compile(f, backend="eager", fullgraph=True)
+    want = ref.sigmoid_cross_entropy(
+        Z, T, pos_weight=2.5, class_weight=[1.0, 2.0, 3.0], reduction="sum"
+    )
+    np.testing.assert_allclose(host(compiled(z, t)), want, rtol=1e-12)
+
+
+def test_tf_function_with_unknown_batch_size() -> None:
+    """A None batch dimension (tf.data, Keras fit) works with sample weights."""
+    import tensorflow as tf
+
+    spec = [
+        tf.TensorSpec([None, 4], tf.float64),
+        tf.TensorSpec([None], tf.int64),
+        tf.TensorSpec([None], tf.float64),
+    ]
+    f = tf.function(
+        lambda x, y, sw: wce.softmax_cross_entropy(
+            x, y, sample_weight=sw, class_weight=CW, reduction="weighted_mean"
+        ),
+        input_signature=spec,
+    )
+    want = ref.softmax_cross_entropy(
+        LOGITS, LABELS, sample_weight=SW, class_weight=CW, reduction="weighted_mean"
+    )
+    np.testing.assert_allclose(f(LOGITS, LABELS, SW).numpy(), want, rtol=1e-12)
+    g = tf.function(
+        lambda x, y: wce.softmax_cross_entropy(x, y),
+        input_signature=[tf.TensorSpec([None, None]), tf.TensorSpec([None], tf.int64)],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"logits must be an array whose class axis "
+        r"1 has a static size, got shape \(None, None\)",
+    ):
+        g(LOGITS.astype(np.float32), LABELS)
+
+
+def test_compat_is_reachable_from_the_package() -> None:
+    import wce as package
+
+    got = package.compat.sigmoid_cross_entropy_with_logits(T, Z)
+    np.testing.assert_allclose(
+        got, ref.sigmoid_cross_entropy(Z, T, reduction="none"), rtol=1e-12
+    )

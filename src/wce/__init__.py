@@ -1,7 +1,14 @@
 """wce: weighted cross-entropy for imbalanced data, on NumPy, PyTorch, JAX and
-TensorFlow."""
+TensorFlow.
 
-from ._fused import linear_cross_entropy
+The losses, class weights and decision rule are here; TensorFlow's names are in
+:mod:`wce.compat`. The framework adapters import their framework, so they are
+imported by name: ``import wce.torch``, ``import wce.keras``, ``import
+wce.distributed``.
+"""
+
+from . import compat as compat
+from ._fused import linear_cross_entropy, use_fused_kernels
 from .decision import adjust_logits
 from .longtail import (
     asymmetric_loss,
@@ -31,5 +38,6 @@ __all__ = [
     "sigmoid_focal_loss",
     "softmax_cross_entropy",
     "softmax_focal_loss",
+    "use_fused_kernels",
 ]
 __version__ = "0.1.0"

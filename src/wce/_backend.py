@@ -38,12 +38,26 @@ def _is_keras_tensor(x: Any) -> bool:
     return keras is not None and type(x).__name__ == "KerasTensor"
 
 
+def _skip_autograph() -> None:
+    """Keep tf.function's autograph out of wce, which has no tensor-dependent
+    Python control flow: traced as plain Python, the code runs as written."""
+    try:
+        from tensorflow.python.autograph.core import config, config_lib
+    except ImportError:  # a TensorFlow without this layout: autograph converts
+        return
+    rule = config_lib.DoNotConvert("wce")
+    if not any(getattr(r, "_prefix", None) == "wce" for r in config.CONVERSION_RULES):
+        config.CONVERSION_RULES = (rule, *config.CONVERSION_RULES)
+
+
 class _TensorFlowNamespace:
     """The subset of the array API that wce uses, on TensorFlow tensors."""
 
     def __init__(self) -> None:
         import tensorflow as tf
         import tensorflow.experimental.numpy as tnp
+
+        _skip_autograph()
 
         self._tf = tf
         self._tnp = tnp
@@ -204,6 +218,8 @@ class Backend:
 
             if torch.compiler.is_compiling() or torch.jit.is_scripting():
                 return True
+            if torch._C._functorch.is_functorch_wrapped_tensor(x):
+                return True  # torch.func.grad, vmap, ...
             return type(x).__name__ in {"FakeTensor", "FunctionalTensor"}
         if self.name == "tensorflow":
             import tensorflow as tf
@@ -265,6 +281,9 @@ class Backend:
 
             if isinstance(value, torch.Tensor):
                 return value.to(device=like.device, dtype=dtype)
+            if isinstance(value, (bool, int, float, list, tuple)):
+                # Python values without NumPy, so torch.compile can trace them
+                return torch.as_tensor(value, dtype=dtype, device=like.device)
             arr = np.asarray(_to_host(value))
             t = torch.from_numpy(np.ascontiguousarray(arr))
             return t.to(device=like.device, dtype=dtype)

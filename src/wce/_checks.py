@@ -58,7 +58,9 @@ def check_reduction(reduction: Any) -> str:
     return str(reduction)
 
 
-def check_unit_interval(value: Any, argument: str) -> float:
+def check_unit_interval(
+    value: Any, argument: str, fix: str = "0 turns it off"
+) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         fail(
             argument,
@@ -68,7 +70,7 @@ def check_unit_interval(value: Any, argument: str) -> float:
             cls=TypeError,
         )
     if not 0.0 <= float(value) <= 1.0:
-        fail(argument, "in [0, 1]", repr(value), "0 turns it off")
+        fail(argument, "in [0, 1]", repr(value), fix)
     return float(value)
 
 
@@ -113,13 +115,13 @@ def as_weight(
     Integer and half-precision weights are cast; boolean and complex weights raise
     ``TypeError``; negative or non-finite entries raise ``ValueError`` (eager only).
     """
-    _, probe = _probe(value)
-    kind = _kind_of(probe)
+    w = be.asarray(value, like=like)
+    kind = be.kind(w)
     if kind in ("bool", "complex"):
         fail(
             argument,
             "a real-valued array",
-            f"dtype {probe.dtype}",
+            f"dtype {w.dtype}",
             "cast it to float (a boolean mask belongs in ignore_index or "
             "sample_weight as 0.0 and 1.0)",
             cls=TypeError,
@@ -128,11 +130,11 @@ def as_weight(
         fail(
             argument,
             "a real-valued array",
-            f"dtype {probe.dtype}",
+            f"dtype {w.dtype}",
             "cast it to float",
             cls=TypeError,
         )
-    w = be.asarray(value, like=like, dtype=dtype)
+    w = be.xp.astype(w, dtype)
     if not be.is_traced(w) and not be.is_traced(like):
         host = be.to_numpy(w)
         if host.size and not (host >= 0).all():
@@ -151,18 +153,6 @@ def as_weight(
                 "use a large finite weight instead",
             )
     return w
-
-
-def _probe(value: Any) -> tuple[Backend, Any]:
-    from ._backend import convert
-
-    return convert(value)
-
-
-def _kind_of(x: Any) -> str:
-    from ._backend import backend_of
-
-    return backend_of(x).kind(x)
 
 
 def check_class_vector(

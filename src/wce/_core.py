@@ -9,7 +9,6 @@ per-element loss, and hand it to :func:`reduce`.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +123,20 @@ def cast_logits(be: Backend, logits: Any) -> tuple[Any, Any]:
     return be.xp.astype(logits, cdt), cdt
 
 
+def static_size(logits: Any, axis: int) -> int:
+    """The number of classes on ``axis``, which must be known while tracing."""
+    size = logits.shape[axis]
+    if size is None:
+        fail(
+            "logits",
+            f"an array whose class axis {axis} has a static size",
+            f"shape {fmt_shape(logits.shape)}",
+            "give the class dimension in the "
+            "input signature, e.g. tf.TensorSpec([None, C])",
+        )
+    return int(size)
+
+
 def eager(be: Backend, *arrays: Any) -> bool:
     """True when every array is concrete, so data-dependent checks may run."""
     return not any(be.is_traced(a) for a in arrays if a is not None)
@@ -162,7 +175,11 @@ def sample_weight_to(
                 f"shape {fmt_shape(shape)}",
                 "pass one weight per element or per sample",
             )
-    return be.xp.reshape(w, padded)
+    # trailing axes one at a time: works when the batch size is only known at run
+    # time (a None dimension under tf.function)
+    for _ in range(len(elem_shape) - len(shape)):
+        w = be.xp.expand_dims(w, axis=-1)
+    return w
 
 
 def along_axis(be: Backend, w: Any, ndim: int, axis: int) -> Any:
@@ -308,7 +325,7 @@ def prepare_softmax(
     x, cdt = cast_logits(be, logits)
     if ax != x.ndim - 1:
         x = xp.moveaxis(x, ax, -1)
-    num_classes = int(x.shape[-1])
+    num_classes = static_size(logits, ax)
     lab = be.asarray(labels, like=logits)
     kind = be.kind(lab)
     class_shape = tuple(logits.shape[:ax]) + tuple(logits.shape[ax + 1 :])
@@ -541,7 +558,7 @@ def prepare_sigmoid(
             )
     if valid is not None:
         t = xp.where(valid, t, xp.zeros_like(t))
-    return SigmoidBatch(be, z, t, valid, int(logits.shape[ax]), ax, cdt, logits)
+    return SigmoidBatch(be, z, t, valid, static_size(logits, ax), ax, cdt, logits)
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import math
 import numbers
 from typing import Any
 
-from . import _checks
+from . import _checks, _fused
 from ._backend import Backend, convert
 from ._checks import fail, fmt_shape
 from ._core import (
@@ -327,7 +327,12 @@ def sigmoid_focal_loss(
     reduction = _checks.check_reduction(reduction)
     gamma = _finite_nonnegative(gamma, "gamma")
     if alpha is not None:
-        alpha = _checks.check_unit_interval(alpha, "alpha")
+        alpha = _checks.check_unit_interval(
+            alpha,
+            "alpha",
+            "alpha weighs positives and 1 - alpha negatives; "
+            "None turns the balancing off",
+        )
     batch = prepare_sigmoid(
         logits,
         labels,
@@ -427,6 +432,9 @@ def softmax_focal_loss(
         >>> round(float(softmax_focal_loss(logits, labels, gamma=0.0)), 6)
         1.575456
     """
+    fast = _fused.dispatch("softmax_focal", locals())
+    if fast is not NotImplemented:
+        return fast
     reduction = _checks.check_reduction(reduction)
     gamma = _finite_nonnegative(gamma, "gamma")
     batch = prepare_softmax(
@@ -702,7 +710,9 @@ def drw_weights(epoch: int, counts: Any, start_epoch: int, beta: float = 0.9999)
             fail(name, "an int", repr(value), "count epochs from 0", cls=TypeError)
         if value < 0:
             fail(name, "an int >= 0", repr(value), "count epochs from 0")
-    beta = _checks.check_unit_interval(beta, "beta")
+    beta = _checks.check_unit_interval(
+        beta, "beta", "beta near 1 gives weights near 1 / n_c, 0 uniform weights"
+    )
     if beta >= 1.0:
         fail(
             "beta", "in [0, 1)", repr(beta), "use a value just below 1, such as 0.9999"
@@ -829,7 +839,9 @@ def asymmetric_loss(
     reduction = _checks.check_reduction(reduction)
     gamma_pos = _finite_nonnegative(gamma_pos, "gamma_pos")
     gamma_neg = _finite_nonnegative(gamma_neg, "gamma_neg")
-    clip = _checks.check_unit_interval(clip, "clip")
+    clip = _checks.check_unit_interval(
+        clip, "clip", "0 turns the probability shift off"
+    )
     batch = prepare_sigmoid(
         logits,
         labels,

@@ -483,7 +483,9 @@ def class_weights(
         ("error", "zero"),
         "'zero' gives a class with no samples weight 0",
     )
-    beta = _checks.check_unit_interval(beta, "beta")
+    beta = _checks.check_unit_interval(
+        beta, "beta", "beta near 1 gives weights near 1 / n_c, 0 uniform weights"
+    )
     if isinstance(c, bool) or not isinstance(c, numbers.Real):
         fail(
             "c",

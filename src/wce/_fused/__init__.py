@@ -7,10 +7,44 @@ so ``import wce`` never imports PyTorch. See ``docs/torch-fast-path.md``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["dispatch", "linear_cross_entropy"]
+__all__ = ["dispatch", "enabled", "linear_cross_entropy", "use_fused_kernels"]
+
+_STATE = threading.local()
+
+
+def enabled() -> bool:
+    """Whether PyTorch tensors take the fused kernels (per thread; default on)."""
+    return bool(getattr(_STATE, "on", True))
+
+
+@contextlib.contextmanager
+def use_fused_kernels(on: bool = True) -> Iterator[None]:
+    """Turn the fused PyTorch kernels on or off inside a ``with`` block.
+
+    Off, every loss takes the generic path, which supports what the fused
+    kernels do not: double backward (``create_graph=True``), for example.
+
+    Examples:
+        >>> import torch, wce
+        >>> x = torch.zeros(2, 3, requires_grad=True)
+        >>> with wce.use_fused_kernels(False):
+        ...     loss = wce.softmax_cross_entropy(x, torch.tensor([0, 1]))
+        >>> (g,) = torch.autograd.grad(loss, x, create_graph=True)
+        >>> g.requires_grad
+        True
+    """
+    old = enabled()
+    _STATE.on = bool(on)
+    try:
+        yield
+    finally:
+        _STATE.on = old
 
 
 def dispatch(loss: str, args: dict[str, Any]) -> Any:

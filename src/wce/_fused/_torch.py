@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from .. import _checks
 from .._backend import backend_of
@@ -75,6 +74,12 @@ def disabled() -> Iterator[None]:
         ENABLED = old
 
 
+def _public_switch_on() -> bool:
+    from . import enabled
+
+    return enabled()
+
+
 def _wants_grad(x: Any) -> bool:
     return isinstance(x, Tensor) and x.requires_grad
 
@@ -94,7 +99,7 @@ def _safe(den: Tensor) -> Tensor:
 def dispatch(loss: str, args: dict[str, Any]) -> Any:
     """The fused loss, or ``NotImplemented`` for the generic path."""
     logits = args["logits"]
-    if not ENABLED:
+    if not ENABLED or not _public_switch_on():
         return NotImplemented
     if args.get("axis_name") is not None or args.get("normalizer") is not None:
         return NotImplemented
@@ -148,8 +153,14 @@ class _FusedLoss(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, upstream: Tensor) -> tuple[Tensor, None, None, None]:
+        if torch.is_grad_enabled():
+            # create_graph=True: the stored gradient has no graph of its own
+            raise RuntimeError(
+                "the fused PyTorch kernel of this wce loss has no second "
+                "derivative (create_graph=True); compute the loss inside "
+                "`with wce.use_fused_kernels(False):` for double backward"
+            )
         (grad,) = ctx.saved_tensors
         factor = upstream if ctx.factor is None else upstream * ctx.factor
         if factor.ndim and ctx.axis is not None:
@@ -219,7 +230,8 @@ class _Softmax:
             if tuple(lab.shape) != self.elem_shape:
                 return
             _check_class_ids(be, lab, c, ignore, axis)
-            self.labels = lab.detach().reshape(-1)
+            # gather needs int64 indices; uint8 segmentation masks are common
+            self.labels = lab.detach().reshape(-1).to(torch.int64)
         elif kind == "floating":
             if ignore is not None or tuple(lab.shape) != tuple(logits.shape):
                 return
@@ -237,7 +249,7 @@ class _Softmax:
             "class_weight",
             None,
             num_classes=c,
-            axis=axis,
+            axis=ax,
             allow_scalar=False,
             like=logits,
             dtype=cdt,
@@ -373,6 +385,7 @@ class _Softmax:
 
         q: Tensor | None = None
         pscale: Tensor | None = None
+        terms: tuple[Tensor, Tensor] | None = None
         if method == "exp":
             assert y is not None and mx is not None
             torch.sub(xc, mx[:, None], out=buf)
@@ -384,16 +397,19 @@ class _Softmax:
             loss = log_tot - sy
             if ssum is not None:
                 loss = (1 - eps) * loss - (eps / c) * (ssum - c * log_tot)
-            elif self.gamma is None:
-                loss = _label_nll(buf, y, loss)
+            else:
+                terms = _label_terms(buf, y)
+                if self.gamma is None:
+                    loss = _label_nll(terms, loss)
             pscale = 1.0 / tot
         elif method == "softmax":
             assert y is not None
             torch.ops.aten._softmax.out(xc, 1, False, out=buf)
             py = buf.gather(1, y[:, None]).squeeze(1)
             loss = torch.rsub(py.log(), 0.0)
+            terms = _label_terms(buf, y)
             if self.gamma is None:
-                loss = _label_nll(buf, y, loss)
+                loss = _label_nll(terms, loss)
             if late:
                 bad = ~(py > _TINY)
                 if bool(bad.any()):
@@ -419,8 +435,8 @@ class _Softmax:
 
         focal: Tensor | None = None
         if self.gamma is not None:
-            assert y is not None
-            loss, focal = _focal_terms(buf, y, self.gamma)
+            assert terms is not None
+            loss, focal = _focal_terms(terms, self.gamma)
 
         gref: Tensor | None = None
         if idx is not None and saved is not None:
@@ -474,7 +490,11 @@ class _Softmax:
             buf.addcmul_(q, coef[:, None], value=-1.0)
         else:
             buf.mul_(coef[:, None])
-        if y is not None:
+        if y is not None and terms is not None:
+            # p_y - 1 as minus the other classes' mass: exact when p_y rounds to 1
+            ey, others = terms
+            buf.scatter_(1, y[:, None], (-coef * (others / (ey + others)))[:, None])
+        elif y is not None:
             buf.scatter_add_(1, y[:, None], (-(1 - eps) * coef)[:, None])
             if eps:
                 buf.sub_((coef * (eps / c))[:, None])
@@ -535,16 +555,16 @@ def _label_terms(buf: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return ey.squeeze(1), others
 
 
-def _label_nll(buf: Tensor, y: Tensor, fallback: Tensor) -> Tensor:
+def _label_nll(terms: tuple[Tensor, Tensor], fallback: Tensor) -> Tensor:
     """``-log p_y = log1p(others / e_y)``: full relative precision near p_y = 1.
 
     ``fallback`` is kept where ``e_y`` is too small for the ratio.
     """
-    ey, others = _label_terms(buf, y)
+    ey, others = terms
     return torch.where(ey > _TINY, torch.log1p(others / ey), fallback)
 
 
-def _focal_terms(buf: Tensor, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+def _focal_terms(terms: tuple[Tensor, Tensor], gamma: float) -> tuple[Tensor, Tensor]:
     """Focal loss ``(1 - p_y) ** gamma * (-log p_y)`` of each row, and the factor A
     with ``d loss / d x = A * (softmax - onehot)``.
 
@@ -552,7 +572,7 @@ def _focal_terms(buf: Tensor, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
     other classes' mass and ``-log p_y = log1p(others / e_y)``, both to full
     relative precision when ``p_y`` is near 1.
     """
-    ey, others = _label_terms(buf, y)
+    ey, others = terms
     total = ey + others
     p, one_m = ey / total, others / total
     ce = torch.log1p(others / ey)
@@ -653,10 +673,10 @@ class _Sigmoid:
         self.a, self.k = a, c * b
         self.targets = lab.reshape(a, self.k)
         self.pos_weight = self._per_label(
-            be, args.get("pos_weight"), "pos_weight", c, b, axis, logits
+            be, args.get("pos_weight"), "pos_weight", c, b, ax, logits
         )
         self.class_weight = self._per_label(
-            be, args["class_weight"], "class_weight", c, b, axis, logits
+            be, args["class_weight"], "class_weight", c, b, ax, logits
         )
         sw = args["sample_weight"]
         self.sample_weight: Tensor | None = None
