@@ -14,8 +14,6 @@ from typer.testing import CliRunner
 from wce import cli
 from wce.cli import compare_cmd
 
-pytest.importorskip("torch")
-
 FAST = ["--epochs", "2", "--seeds", "0"]
 
 
@@ -84,6 +82,10 @@ USAGE_ERRORS = [
         "file 'missing.csv' not found; pass a CSV or Parquet file",
     ),
     (
+        ["{dir}", "--target", "y"],
+        "'{dir}' is a directory, not a data file; pass a CSV, TSV or Parquet file",
+    ),
+    (
         ["{dir}/shop.csv", "--target", "label"],
         "column 'label' not in shop.csv; "
         "columns: amount, age, shop, fraud, segment, tag_a, tag_b",
@@ -113,7 +115,16 @@ USAGE_ERRORS = [
     (["--test-size", "0"], "--test-size must be between 0 and 1 (exclusive), got 0"),
     (["--losses", "expected-cost"], "loss 'expected-cost' needs --cost-matrix FILE"),
     (["--cost-matrix", "nope.csv"], "cost matrix file 'nope.csv' not found"),
+    (
+        ["--cost-matrix", "{dir}"],
+        "cost matrix '{dir}' is a directory; pass a CSV file of costs",
+    ),
     (["--out", "{dir}/cost.csv"], "--out '{dir}/cost.csv' is a file; pass a folder"),
+    (
+        ["--out", "{dir}/cost.csv/report"],
+        "cannot create --out '{dir}/cost.csv/report' (Not a directory); pass a "
+        "folder you can write to",
+    ),
     (
         ["--cost-matrix", "{dir}/cost.csv", "{dir}/shop.csv", "--target", "segment"],
         "cost matrix 'cost.csv' is 2x2 but the data has 3 classes; write a 3x3 matrix",
@@ -161,6 +172,79 @@ def test_errors(
     message = message.format(dir=data_dir)
     exit_code, stdout, stderr = invoke(app, *args)
     assert (exit_code, stdout, stderr) == (code, "", f"Error: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "stderr"),
+    [
+        (
+            ["--epochs", "1.5"],
+            "Error: Invalid value for '--epochs': Input should be a valid integer, "
+            "unable to parse string as an integer; got '1.5'\n"
+            "Try 'wce compare --help' for help.\n",
+        ),
+        (
+            ["--epochs", "abc"],
+            "Error: Invalid value for '--epochs': Input should be a valid integer, "
+            "unable to parse string as an integer; got 'abc'\n"
+            "Try 'wce compare --help' for help.\n",
+        ),
+        (
+            ["--test-size", "half"],
+            "Error: Invalid value for '--test-size': Input should be a valid number, "
+            "unable to parse string as a number; got 'half'\n"
+            "Try 'wce compare --help' for help.\n",
+        ),
+        (
+            ["--bogus"],
+            "Error: No such option: --bogus (Possible options: --out)\n"
+            "Try 'wce compare --help' for help.\n",
+        ),
+        (["--epochs"], "Error: Option '--epochs' requires an argument.\n"),
+    ],
+)
+def test_parse_errors_are_plain_lines(
+    app: typer.Typer, args: list[str], stderr: str
+) -> None:
+    """Errors typer finds itself: no box, no traceback, exit code 2."""
+    assert invoke(app, *args) == (2, "", stderr)
+
+
+def test_unknown_command(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["compar"])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        "Error: No such command 'compar'. Did you mean 'compare'?\n"
+        "Try 'wce --help' for help.\n",
+    )
+
+
+def test_help(app: typer.Typer) -> None:
+    code, stdout, stderr = invoke(app, "--help")
+    assert (code, stderr) == (0, "")
+    assert "Usage: wce compare [OPTIONS] [DATA]" in stdout
+    assert "--epochs" in stdout and "Error" not in stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_out_unwritable_before_training(app: typer.Typer) -> None:
+    """Checked before the data is loaded: the default satimage run never starts."""
+    code, stdout, stderr = invoke(app, "--out", "/proc/x")
+    assert (code, stdout) == (2, "")
+    assert stderr.startswith("Error: cannot create --out '/proc/x' (")
+    assert stderr.endswith("); pass a folder you can write to\n")
+
+
+def test_out_removed_when_the_data_fails(
+    app: typer.Typer, data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "new" / "report"
+    code, _, stderr = invoke(
+        app, data_dir / "one_class.csv", "--target", "y", "--out", out
+    )
+    assert code == 1 and stderr.startswith("Error: target 'y' has one class only")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------
@@ -218,6 +302,19 @@ def test_parquet_multiclass_table(app: typer.Typer, data_dir: Path) -> None:
     rows = [word for word in body if not word.startswith("±")]
     assert rows == ["ce", "balanced-ce:scheme=inverse_sqrt", "ldam"]
     assert lines[-1].startswith("mean ±std over 1 seed(s) on the held-out split")
+
+
+def test_multilabel_table_keeps_the_file_name(
+    app: typer.Typer, data_dir: Path, tmp_path: Path
+) -> None:
+    """The header starts with the file name as given, in its own case."""
+    for name in ("shop.csv", "myShop.csv"):
+        (tmp_path / name).write_bytes((data_dir / "shop.csv").read_bytes())
+        code, stdout, stderr = invoke(
+            app, tmp_path / name, "--targets", "tag_a,tag_b", "--losses", "ce", *FAST
+        )
+        assert (code, stderr) == (0, "")
+        assert stdout.startswith(f"{name}: 2 labels, positive rates ")
 
 
 def test_multilabel_targets(app: typer.Typer, data_dir: Path) -> None:

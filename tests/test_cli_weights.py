@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from wce.cli import weights_cmd
+from wce.cli import PlainErrors, weights_cmd
 from wce.weights import SCHEMES
 
 from .test_weights import reference
@@ -22,7 +22,12 @@ LABELS = np.random.default_rng(0).permutation(np.repeat([0, 1, 2], [60, 30, 10])
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app = typer.Typer(
+        name="wce",
+        cls=PlainErrors,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
     weights_cmd.register(app)
 
     @app.callback()
@@ -41,7 +46,9 @@ def run(*args: str) -> object:
 
 @pytest.fixture
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """labels.csv, labels.tsv.gz and labels.parquet (row groups of 17) in cwd."""
+    """labels.csv, labels.tsv.gz and labels.parquet (row groups of 17) in cwd, and
+    notes.csv and notes.tsv.gz: the labels with a 100-character note, three 4096-byte
+    blocks each."""
     monkeypatch.chdir(tmp_path)
     rows = ["id,label,is_cat,is_dog"] + [
         f"{i},{v},{int(v == 1)},{int(v == 2)}" for i, v in enumerate(LABELS)
@@ -49,6 +56,10 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     with gzip.open(tmp_path / "labels.tsv.gz", "wt") as f:
         f.write("\n".join(r.replace(",", "\t") for r in rows) + "\n")
+    notes = ["label,note"] + [f"{v},{'n' * 100}" for v in LABELS]
+    (tmp_path / "notes.csv").write_text("\n".join(notes) + "\n")
+    with gzip.open(tmp_path / "notes.tsv.gz", "wt") as f:
+        f.write("\n".join(r.replace(",", "\t") for r in notes) + "\n")
     table = pa.table(
         {
             "label": LABELS,
@@ -80,9 +91,9 @@ def test_table_on_csv(files: Path) -> None:
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize("name", ["labels.csv", "labels.tsv.gz", "labels.parquet"])
+@pytest.mark.parametrize("name", ["notes.csv", "notes.tsv.gz", "labels.parquet"])
 def test_json_every_scheme_in_chunks(files: Path, name: str) -> None:
-    """Tiny chunks (64-byte CSV blocks, 7-row Parquet batches) give the same counts."""
+    """Small chunks (4096-byte CSV blocks, 7-row Parquet batches): the same counts."""
     result = run(
         name,
         "--column",
@@ -93,7 +104,7 @@ def test_json_every_scheme_in_chunks(files: Path, name: str) -> None:
         "--format",
         "json",
         "--block-bytes",
-        "64",
+        "4096",
         "--batch-rows",
         "7",
     )
@@ -205,53 +216,53 @@ def test_multilabel_pos_weight(files: Path) -> None:
 def _error(result: object, code: int) -> str:
     assert result.exit_code == code, (result.stdout, result.stderr)  # type: ignore[attr-defined]
     err = result.stderr  # type: ignore[attr-defined]
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.startswith("Error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err and result.stdout == ""  # type: ignore[attr-defined]
     return str(err.strip())
 
 
 def test_usage_errors(files: Path) -> None:
     assert _error(run("nope.csv", "--column", "label"), 2) == (
-        "error: FILE must be an existing file, got 'nope.csv'; check the path"
+        "Error: FILE must be an existing file, got 'nope.csv'; check the path"
     )
     assert _error(run("labels.csv", "--column", "lab"), 2) == (
-        "error: column 'lab' must be a column of 'labels.csv', got no such column; "
+        "Error: column 'lab' must be a column of 'labels.csv', got no such column; "
         "pick one of 'id', 'label', 'is_cat', 'is_dog'"
     )
     assert _error(run("labels.parquet", "--multilabel", "is_cat,dog"), 2) == (
-        "error: column 'dog' must be a column of 'labels.parquet', got no such "
+        "Error: column 'dog' must be a column of 'labels.parquet', got no such "
         "column; pick one of 'label', 'is_cat', 'is_dog'"
     )
     assert _error(run("labels.csv"), 2) == (
-        "error: the label columns must be given by exactly one of --column and "
+        "Error: the label columns must be given by exactly one of --column and "
         "--multilabel, got neither; pass --column COL for class ids, or "
         "--multilabel A,B,C for 0/1 label columns"
     )
     assert _error(run("labels.csv", "--column", "label", "--scheme", "foo"), 2) == (
-        "error: --scheme must be one of balanced, inverse, inverse_sqrt, "
+        "Error: --scheme must be one of balanced, inverse, inverse_sqrt, "
         "effective_number, median_frequency, log, got 'foo'; pick one, such as "
         "--scheme balanced"
     )
     assert _error(
         run("labels.csv", "--column", "label", "--normalize", "mean"), 2
     ).startswith(
-        "error: --normalize must be one of none, "
+        "Error: --normalize must be one of none, "
         "sum_to_one, sum_to_classes, mean_sample, got "
         "'mean';"
     )
     assert _error(
         run("labels.csv", "--column", "label", "--format", "yaml"), 2
-    ).startswith("error: --format must be one of table, json, got 'yaml';")
+    ).startswith("Error: --format must be one of table, json, got 'yaml';")
     assert _error(
         run("labels.csv", "--multilabel", "is_cat", "--all-schemes"), 2
-    ).startswith("error: --all-schemes must be used with --column,")
+    ).startswith("Error: --all-schemes must be used with --column,")
     assert _error(run(".", "--column", "label"), 2) == (
-        "error: FILE must be a file, got '.', a directory; pass the path of a CSV "
+        "Error: FILE must be a file, got '.', a directory; pass the path of a CSV "
         "or Parquet file"
     )
     (files / "labels.xlsx").write_text("x")
     assert _error(run("labels.xlsx", "--column", "label"), 2) == (
-        "error: FILE must be a .csv, .tsv or .parquet file, got 'labels.xlsx'; "
+        "Error: FILE must be a .csv, .tsv or .parquet file, got 'labels.xlsx'; "
         "convert it, or rename it to its format's suffix"
     )
 
@@ -259,80 +270,154 @@ def test_usage_errors(files: Path) -> None:
 def test_data_errors(files: Path) -> None:
     (files / "empty.csv").write_text("")
     assert _error(run("empty.csv", "--column", "label"), 1) == (
-        "error: FILE must be a non-empty file, got 'empty.csv' of 0 bytes; pass a "
+        "Error: FILE must be a non-empty file, got 'empty.csv' of 0 bytes; pass a "
         "file with a header and rows"
     )
     (files / "header.csv").write_text("id,label\n")
     assert _error(run("header.csv", "--column", "label"), 1) == (
-        "error: file 'header.csv' must be at least one row, got no rows; pass a "
+        "Error: file 'header.csv' must be at least one row, got no rows; pass a "
         "file with labels"
     )
     (files / "float.csv").write_text("label\n0.5\n1\n")
     assert _error(run("float.csv", "--column", "label"), 1) == (
-        "error: column 'label' must be integer class ids, got type double; write "
+        "Error: column 'label' must be integer class ids, got type double; write "
         "the labels as integers (class names need an encoding first)"
     )
     (files / "names.parquet").write_bytes(b"")
     pq.write_table(pa.table({"label": ["cat", "dog"]}), files / "names.parquet")
     assert _error(run("names.parquet", "--column", "label"), 1) == (
-        "error: column 'label' must be integer class ids, got type string; write "
+        "Error: column 'label' must be integer class ids, got type string; write "
         "the labels as integers (class names need an encoding first)"
     )
-    (files / "late.csv").write_text("label\n" + "0\n1\n" * 40 + "cat\n")
-    late = _error(run("late.csv", "--column", "label", "--block-bytes", "32"), 1)
+    (files / "late.csv").write_text("label\n" + "0\n1\n" * 2100 + "cat\n")
+    late = _error(run("late.csv", "--column", "label", "--block-bytes", "4096"), 1)
     assert late == (
-        "error: column 'label' must be numbers in every row, of the type of the "
+        "Error: column 'label' must be numbers in every row, of the type of the "
         "first rows, got a value pyarrow cannot read (In CSV column #0: CSV "
         "conversion error to int64: invalid value 'cat'); fix or filter the rows"
     )
     (files / "holes.csv").write_text("label,x\n0,1\n,2\n1,3\n")
     assert _error(run("holes.csv", "--column", "label"), 1) == (
-        "error: column 'label' must be a class id in every row, got 1 empty rows; "
+        "Error: column 'label' must be a class id in every row, got 1 empty rows; "
         "fill or drop them"
     )
     (files / "negative.csv").write_text("label\n0\n-1\n")
     assert _error(run("negative.csv", "--column", "label"), 1) == (
-        "error: column 'label' must be class ids >= 0, got a row with -1; fix the "
+        "Error: column 'label' must be class ids >= 0, got a row with -1; fix the "
         "labels, or filter the padding rows out"
     )
     assert _error(run("labels.csv", "--column", "label", "--num-classes", "2"), 1) == (
-        "error: column 'label' must be class ids below "
+        "Error: column 'label' must be class ids below "
         "--num-classes 2, got a row with 2; raise --num-classes, "
         "or fix the labels"
     )
     assert _error(run("labels.csv", "--column", "label", "--num-classes", "4"), 1) == (
-        "error: column 'label' must be non-empty for every class "
+        "Error: column 'label' must be non-empty for every class "
         "in [0, 4), got no rows for class 3; pass --empty zero to "
         "give it weight 0, or a smaller --num-classes"
     )
     (files / "broken.parquet").write_bytes(b"PAR1 not really")
     assert _error(run("broken.parquet", "--column", "label"), 1).startswith(
-        "error: FILE must be a Parquet file, got 'broken.parquet' ("
+        "Error: FILE must be a Parquet file, got 'broken.parquet' ("
     )
 
 
 def test_multilabel_data_errors(files: Path) -> None:
     (files / "multi.csv").write_text("a,b\n1,0\n0,2\n")
     assert _error(run("multi.csv", "--multilabel", "a,b"), 1) == (
-        "error: column 'b' must be 0/1 labels, got a row with 2; write the labels "
+        "Error: column 'b' must be 0/1 labels, got a row with 2; write the labels "
         "as 0 and 1"
     )
     (files / "none.csv").write_text("a,b\n1,0\n0,0\n")
     assert _error(run("none.csv", "--multilabel", "a,b"), 1) == (
-        "error: column 'b' must be at least one positive row (pos_weight divides "
+        "Error: column 'b' must be at least one positive row (pos_weight divides "
         "by the positives), got none; drop the column from --multilabel"
     )
     (files / "text.csv").write_text("a,b\n1,x\n0,y\n")
     assert _error(run("text.csv", "--multilabel", "a,b"), 1) == (
-        "error: column 'b' must be 0/1 labels, got type string; write the labels "
+        "Error: column 'b' must be 0/1 labels, got type string; write the labels "
         "as 0 and 1"
     )
 
 
-def test_missing_option_value_is_a_usage_error(files: Path) -> None:
-    result = run("labels.csv", "--column")
-    assert result.exit_code == 2
-    assert "Traceback" not in result.stderr and "--column" in result.stderr
+def test_option_out_of_range_is_a_usage_error(files: Path) -> None:
+    def bad(*options: str) -> str:
+        return _error(run("labels.csv", "--column", "label", *options), 2)
+
+    beta = bad("--scheme", "effective_number", "--beta", "1.5")
+    assert beta == (
+        "Error: --beta must be in [0, 1], got 1.5; pass a value such as 0.999 (near "
+        "1 gives weights near 1 / n_c, 0 uniform weights)"
+    )
+    assert bad("--beta", "-0.1").startswith(
+        "Error: --beta must be in [0, 1], got -0.1;"
+    )
+    assert bad("--scheme", "log", "--c", "0.5") == (
+        "Error: --c must be greater than 1 (so that log(c + f_c) > 0), got 0.5; pass "
+        "a value such as 1.02"
+    )
+    assert bad("--c", "1").startswith("Error: --c must be greater than 1 ")
+    assert bad("--block-bytes", "10") == (
+        "Error: --block-bytes must be at least 4096 (a block holds whole rows), got "
+        "10; omit it (default 16777216), or pass 4096 or more"
+    )
+    assert bad("--batch-rows", "0") == (
+        "Error: --batch-rows must be a positive int, got 0; omit it"
+    )
+
+
+def test_block_smaller_than_a_line_is_a_usage_error(files: Path) -> None:
+    (files / "long.csv").write_text(
+        "label,note\n" + "".join(f"{i % 2},{'n' * 5000}\n" for i in range(10))
+    )
+    assert _error(run("long.csv", "--column", "label", "--block-bytes", "4096"), 2) == (
+        "Error: --block-bytes must be larger than the longest line of 'long.csv', got "
+        "4096; pass a larger value, or omit it (default 16777216)"
+    )
+    header = ",".join(f"column_{i}" for i in range(600))
+    (files / "wide.csv").write_text(header + "\n" + ",".join(["0"] * 600) + "\n")
+    assert _error(
+        run("wide.csv", "--column", "column_1", "--block-bytes", "4096"), 2
+    ).startswith("Error: --block-bytes must be larger than the longest line of ")
+    result = run("long.csv", "--column", "label", "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["counts"] == [5, 5]
+
+
+@pytest.mark.parametrize(
+    ("options", "stderr"),
+    [
+        (
+            ["--num-classes", "1.5"],
+            "Error: Invalid value for '--num-classes': Input should be a valid "
+            "integer, unable to parse string as an integer; got '1.5'\n"
+            "Try 'wce weights --help' for help.\n",
+        ),
+        (
+            ["--beta", "abc"],
+            "Error: Invalid value for '--beta': Input should be a valid number, "
+            "unable to parse string as a number; got 'abc'\n"
+            "Try 'wce weights --help' for help.\n",
+        ),
+        (
+            ["--colum", "label"],
+            "Error: No such option: --colum (Possible options: --c, --column)\n"
+            "Try 'wce weights --help' for help.\n",
+        ),
+        (["--column"], "Error: Option '--column' requires an argument.\n"),
+    ],
+)
+def test_parse_errors_are_plain_lines(
+    files: Path, options: list[str], stderr: str
+) -> None:
+    """Errors typer finds itself: no box, no traceback, exit code 2."""
+    result = run("labels.csv", *options)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", stderr)
+
+
+def test_help_is_not_an_error() -> None:
+    result = run("--help")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "--block-bytes" in result.stdout and "Error" not in result.stdout
 
 
 def test_the_wce_entry_point(files: Path) -> None:
@@ -369,6 +454,17 @@ def test_the_wce_entry_point(files: Path) -> None:
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr == (
-        "error: column 'nope' must be a column of 'labels.csv', got no such "
+        "Error: column 'nope' must be a column of 'labels.csv', got no such "
         "column; pick one of 'id', 'label', 'is_cat', 'is_dog'\n"
+    )
+    typo = subprocess.run(
+        [sys.executable, "-c", script, "weights", "labels.csv", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (typo.returncode, typo.stdout) == (2, "")
+    assert typo.stderr == (
+        "Error: No such option: --epochs\nTry 'wce weights --help' for help.\n"
     )

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import wce
 from wce import compare as cmp
 from wce.compare import objectives
 from wce.compare.metrics import evaluate, predictions, summarise
 from wce.compare.report import write_report
-
-torch = pytest.importorskip("torch")
 
 
 def _table(n: int = 200, seed: int = 0) -> pd.DataFrame:

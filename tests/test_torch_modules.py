@@ -272,17 +272,6 @@ def test_float32_module_on_float32_logits_matches_float64_reference() -> None:
     assert abs(float(got) - float(want)) < 1e-6
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_buffers_move_to_cuda() -> None:
-    logits, labels = _softmax_inputs()
-    module = wt.SoftmaxCrossEntropy(class_weight=CW, ignore_index=-100).cuda()
-    assert module.class_weight.device.type == "cuda"
-    got = module(logits.cuda(), labels.cuda())
-    assert got.device.type == "cuda"
-    want = wce.softmax_cross_entropy(logits, labels, class_weight=CW, ignore_index=-100)
-    torch.testing.assert_close(got.cpu(), want, rtol=1e-6, atol=1e-6)
-
-
 # -- compile and autocast -------------------------------------------------------
 # inductor imports torch.utils.mkldnn, which warns about torch.jit at import
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method`:DeprecationWarning")

@@ -121,7 +121,7 @@ def as_weight(
         fail(
             argument,
             "a real-valued array",
-            f"dtype {w.dtype}",
+            f"dtype {be.dtype_name(w.dtype)}",
             "cast it to float (a boolean mask belongs in ignore_index or "
             "sample_weight as 0.0 and 1.0)",
             cls=TypeError,
@@ -130,7 +130,7 @@ def as_weight(
         fail(
             argument,
             "a real-valued array",
-            f"dtype {w.dtype}",
+            f"dtype {be.dtype_name(w.dtype)}",
             "cast it to float",
             cls=TypeError,
         )

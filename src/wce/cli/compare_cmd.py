@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -135,25 +136,64 @@ def _run(
         seeds=seed_list,
         cost_matrix=cost_matrix is not None,
     )
+    if cost_matrix is not None and cost_matrix.is_dir():
+        raise _errors.UsageError(
+            f"cost matrix '{cost_matrix}' is a directory; pass a CSV file of costs"
+        )
     if cost_matrix is not None and not cost_matrix.is_file():
         raise _errors.UsageError(f"cost matrix file '{cost_matrix}' not found")
-    if out is not None and out.exists() and not out.is_dir():
-        raise _errors.UsageError(f"--out '{out}' is a file; pass a folder")
-    label_columns = _split_names(targets) if targets is not None else None
+    created = [] if out is None else _make_out(out)
+    try:
+        _compare(
+            data,
+            dataset=dataset,
+            target=target,
+            targets=targets,
+            losses=losses,
+            cost_matrix=cost_matrix,
+            model=model,
+            epochs=epochs,
+            seeds=seed_list,
+            test_size=test_size,
+            out=out,
+            output_format=output_format,
+        )
+    except BaseException:
+        _remove_empty(created)
+        raise
 
+
+def _compare(
+    data: Path | None,
+    *,
+    dataset: str | None,
+    target: str | None,
+    targets: str | None,
+    losses: str | None,
+    cost_matrix: Path | None,
+    model: str,
+    epochs: int,
+    seeds: list[int],
+    test_size: float,
+    out: Path | None,
+    output_format: str,
+) -> None:
+    from .. import compare as cmp
+
+    label_columns = _split_names(targets) if targets is not None else None
     prepared = cmp.prepare(
         data,
         dataset=dataset,
         target=target,
         targets=label_columns,
         test_size=test_size,
-        seed=seed_list[0],
+        seed=seeds[0],
     )
     costs = None
     if cost_matrix is not None:
         costs = cmp.load_cost_matrix(cost_matrix, prepared.num_classes)
     total = cmp.count_epochs(
-        losses, epochs=epochs, seeds=seed_list, cost_matrix=costs is not None
+        losses, epochs=epochs, seeds=seeds, cost_matrix=costs is not None
     )
     with _Progress(total) as advance:
         result = cmp.compare(
@@ -161,7 +201,7 @@ def _run(
             losses=losses,
             model=model,
             epochs=epochs,
-            seeds=seed_list,
+            seeds=seeds,
             cost_matrix=costs,
             on_epoch=advance,
         )
@@ -182,6 +222,36 @@ def _run(
         from ..compare.report import print_table
 
         print_table(result)
+
+
+def _make_out(out: Path) -> list[Path]:
+    """Create the ``--out`` folder and check that it takes files, before training.
+
+    Returns the folders it created, deepest first, for a failed run to remove.
+    """
+    if out.exists() and not out.is_dir():
+        raise _errors.UsageError(f"--out '{out}' is a file; pass a folder")
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".wce-"):
+            pass
+    except OSError as err:
+        _remove_empty(created)
+        verb = "create" if created else "write into"
+        raise _errors.UsageError(
+            f"cannot {verb} --out '{out}' ({err.strerror or err}); pass a folder "
+            "you can write to"
+        ) from None
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _parse_seeds(text: str) -> list[int]:

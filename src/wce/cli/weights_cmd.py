@@ -2,8 +2,8 @@
 
 The file is read in chunks (CSV blocks, Parquet record batches) with pyarrow, so a
 file larger than memory works; only the counts are kept. Errors print one line on
-stderr: exit code 2 for a usage error (a missing file or column, an unknown
-option value), 1 for a data error (an empty file, a label column that does not hold
+stderr: exit code 2 for a usage error (a missing file or column, an unknown or
+out-of-range option value), 1 for a data error (an empty file, a label column that does not hold
 integer class ids, an empty class).
 """
 
@@ -27,6 +27,8 @@ _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 _FORMATS = ("table", "json")
+_BLOCK_BYTES = 1 << 24
+_MIN_BLOCK_BYTES = 1 << 12  # smaller blocks cut through headers and rows
 
 
 class _Failure(Exception):
@@ -91,8 +93,10 @@ def weights(
     output_format: Annotated[
         str, typer.Option("--format", help="table or json.")
     ] = "table",
-    block_bytes: Annotated[int, typer.Option(help="CSV bytes read per chunk.")] = 1
-    << 24,
+    block_bytes: Annotated[
+        int,
+        typer.Option(help=f"CSV bytes read per chunk, at least {_MIN_BLOCK_BYTES}."),
+    ] = _BLOCK_BYTES,
     batch_rows: Annotated[int, typer.Option(help="Parquet rows read per chunk.")] = 1
     << 16,
 ) -> None:
@@ -114,7 +118,7 @@ def weights(
             batch_rows,
         )
     except _Failure as failure:
-        typer.echo(f"error: {failure}", err=True)
+        typer.echo(f"Error: {failure}", err=True)
         raise typer.Exit(failure.code) from None
     _print(result, output_format)
 
@@ -168,9 +172,30 @@ def _run(
             str(num_classes),
             "pass the number of classes",
         )
-    for name, value in (("--block-bytes", block_bytes), ("--batch-rows", batch_rows)):
-        if value < 1:
-            raise _usage(name, "a positive int", str(value), "omit it")
+    if not 0.0 <= beta <= 1.0:
+        raise _usage(
+            "--beta",
+            "in [0, 1]",
+            f"{beta:g}",
+            "pass a value such as 0.999 (near 1 gives weights near 1 / n_c, "
+            "0 uniform weights)",
+        )
+    if not c > 1.0:
+        raise _usage(
+            "--c",
+            "greater than 1 (so that log(c + f_c) > 0)",
+            f"{c:g}",
+            "pass a value such as 1.02",
+        )
+    if block_bytes < _MIN_BLOCK_BYTES:
+        raise _usage(
+            "--block-bytes",
+            f"at least {_MIN_BLOCK_BYTES} (a block holds whole rows)",
+            str(block_bytes),
+            f"omit it (default {_BLOCK_BYTES}), or pass {_MIN_BLOCK_BYTES} or more",
+        )
+    if batch_rows < 1:
+        raise _usage("--batch-rows", "a positive int", str(batch_rows), "omit it")
     columns = (
         [column]
         if column is not None
@@ -381,7 +406,9 @@ def _parquet_chunks(
     _check_columns(file, reader.schema_arrow.names, columns)
     batches = reader.iter_batches(batch_size=batch_rows, columns=columns)
     return _guarded(
-        ({name: batch.column(name) for name in columns} for batch in batches), columns
+        ({name: batch.column(name) for name in columns} for batch in batches),
+        columns,
+        file,
     )
 
 
@@ -408,9 +435,13 @@ def _csv_chunks(
             convert_options=pcsv.ConvertOptions(include_columns=columns),
         ),
         file,
+        block_bytes,
     )
     return _guarded(
-        ({name: batch.column(name) for name in columns} for batch in reader), columns
+        ({name: batch.column(name) for name in columns} for batch in reader),
+        columns,
+        file,
+        block_bytes,
     )
 
 
@@ -432,12 +463,13 @@ def _csv_header(file: Path, delimiter: str) -> list[str]:
     return list(rows[0]) if rows and rows[0] else []
 
 
-def _guarded_open(open_reader: Any, file: Path) -> Any:
+def _guarded_open(open_reader: Any, file: Path, block_bytes: int) -> Any:
     import pyarrow as pa
 
     try:
         return open_reader()
     except pa.ArrowException as err:
+        _check_block(err, file, block_bytes)
         raise _data(
             "FILE",
             "a readable CSV file",
@@ -447,7 +479,10 @@ def _guarded_open(open_reader: Any, file: Path) -> Any:
 
 
 def _guarded(
-    chunks: Iterator[dict[str, Any]], columns: list[str]
+    chunks: Iterator[dict[str, Any]],
+    columns: list[str],
+    file: Path,
+    block_bytes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Chunks, with pyarrow's parse errors (a text in an int column) as data errors."""
     import pyarrow as pa
@@ -455,6 +490,8 @@ def _guarded(
     try:
         yield from chunks
     except pa.ArrowException as err:
+        if block_bytes is not None:
+            _check_block(err, file, block_bytes)
         names = ", ".join(repr(c) for c in columns)
         raise _data(
             f"column {names}" if len(columns) == 1 else f"columns {names}",
@@ -462,6 +499,18 @@ def _guarded(
             f"a value pyarrow cannot read ({_first_line(err)})",
             "fix or filter the rows",
         ) from None
+
+
+def _check_block(err: BaseException, file: Path, block_bytes: int) -> None:
+    """A usage error if pyarrow failed because a line does not fit in a block."""
+    text = str(err)
+    if "straddl" in text or "Empty CSV file or block" in text:
+        raise _usage(
+            "--block-bytes",
+            f"larger than the longest line of {str(file)!r}",
+            str(block_bytes),
+            f"pass a larger value, or omit it (default {_BLOCK_BYTES})",
+        )
 
 
 def _first_line(err: BaseException) -> str:

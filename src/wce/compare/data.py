@@ -86,11 +86,15 @@ def load_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet file, chosen by its suffix.
 
     Raises:
-        UsageError: the file does not exist or has another suffix.
+        UsageError: the file does not exist, is a directory or has another suffix.
         DataError: the file cannot be parsed or has no rows.
     """
     path = Path(path)
     kind = _TABLE_SUFFIXES.get(path.suffix.lower())
+    if path.is_dir():
+        raise UsageError(
+            f"'{path}' is a directory, not a data file; pass a CSV, TSV or Parquet file"
+        )
     if not path.is_file():
         raise UsageError(f"file '{path}' not found; pass a CSV or Parquet file")
     if kind is None:
