@@ -3,8 +3,8 @@
 The file is read in chunks (CSV blocks, Parquet record batches) with pyarrow, so a
 file larger than memory works; only the counts are kept. Errors print one line on
 stderr: exit code 2 for a usage error (a missing file or column, an unknown or
-out-of-range option value), 1 for a data error (an empty file, a label column that does not hold
-integer class ids, an empty class).
+out-of-range option value), 1 for a data error (an empty file, a label column that
+does not hold integer class ids, an empty class).
 """
 
 from __future__ import annotations
