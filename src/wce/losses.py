@@ -78,7 +78,8 @@ def softmax_cross_entropy(
             ``axis=1``; any floating dtype (half precision is computed in float32).
         labels: integer class ids of the shape of ``logits`` without ``axis``, or
             floating class probabilities of the shape of ``logits``. The dtype
-            decides which.
+            decides which. Probabilities are checked to lie in [0, 1] but not to
+            sum to 1 (as in TensorFlow and PyTorch); the loss is linear in them.
         class_weight: weight per class, shape (C,).
         weight_by: ``"label"`` or ``"prediction"``: which class picks the weight.
         cost_matrix: shape (C, C); ``cost_matrix[i, j]`` prices predicting ``j``
@@ -204,7 +205,9 @@ def sigmoid_cross_entropy(
             multi-hot labels are cast).
         pos_weight: scalar, or shape (C,) along ``axis``: the weight of positives
             per label, typically ``negatives / positives`` (:func:`wce.pos_weight`).
-            Any other length raises; it never broadcasts along another axis.
+            Any other length raises; it never broadcasts along another axis. For
+            (N,) logits of one binary label pass a scalar: a vector is read along
+            the only axis, one weight per element.
         class_weight: scalar or shape (C,) along ``axis``: a weight per label.
         sample_weight: of the shape of ``logits`` or of its leading dimensions (a
             (N,) weight for (N, C) logits weighs every label of a sample).

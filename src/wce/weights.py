@@ -674,7 +674,9 @@ def pos_weight(labels: Any, *, axis: int = -1) -> Any:
 
     In short: ``P_c = sum_i (1 - y_ic) / sum_i y_ic``, summed over every axis but
     ``axis``. Pass it as ``pos_weight`` to :func:`wce.sigmoid_cross_entropy` so
-    that positives and negatives of each label weigh the same in total.
+    that positives and negatives of each label weigh the same in total. A label
+    with no negatives gets weight 0, which switches off its positive term: such a
+    label carries no information to balance, so consider leaving it out.
 
     Args:
         labels: multi-hot targets in [0, 1] (boolean, integer or floating; soft
