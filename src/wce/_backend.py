@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import array_api_compat
 import array_api_compat.numpy as _compat_numpy
 import numpy as np
 
@@ -87,10 +86,6 @@ class _TensorFlowNamespace:
     def ones_like(self, x: Any, dtype: Any = None) -> Any:
         return self._tf.ones_like(x, dtype=dtype)
 
-    def arange(self, n: int, dtype: Any = None, device: Any = None) -> Any:
-        del device
-        return self._tf.range(n, dtype=dtype or self._tf.int64)
-
     # shape
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         return self._tf.reshape(x, shape)
@@ -123,36 +118,14 @@ class _TensorFlowNamespace:
     def sqrt(self, x: Any) -> Any:
         return self._tf.sqrt(x)
 
-    def abs(self, x: Any) -> Any:
-        return self._tf.abs(x)
-
     def maximum(self, a: Any, b: Any) -> Any:
         return self._tf.maximum(a, b)
-
-    def minimum(self, a: Any, b: Any) -> Any:
-        return self._tf.minimum(a, b)
-
-    def clip(self, x: Any, min: Any = None, max: Any = None) -> Any:
-        if min is not None:
-            x = self._tf.maximum(x, min)
-        if max is not None:
-            x = self._tf.minimum(x, max)
-        return x
-
-    def pow(self, a: Any, b: Any) -> Any:
-        return self._tf.pow(a, b)
 
     def isfinite(self, x: Any) -> Any:
         return self._tf.math.is_finite(x)
 
-    def isnan(self, x: Any) -> Any:
-        return self._tf.math.is_nan(x)
-
     def logical_and(self, a: Any, b: Any) -> Any:
         return self._tf.logical_and(a, b)
-
-    def logical_or(self, a: Any, b: Any) -> Any:
-        return self._tf.logical_or(a, b)
 
     def logical_not(self, a: Any) -> Any:
         return self._tf.logical_not(a)
@@ -167,12 +140,6 @@ class _TensorFlowNamespace:
     def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         return self._tf.reduce_min(x, axis=axis, keepdims=keepdims)
 
-    def any(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._tf.reduce_any(x, axis=axis, keepdims=keepdims)
-
-    def all(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._tf.reduce_all(x, axis=axis, keepdims=keepdims)
-
     def argmax(self, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
         out = self._tf.argmax(x, axis=axis)
         return self._tf.expand_dims(out, axis) if keepdims else out
@@ -182,18 +149,6 @@ class _TensorFlowNamespace:
 
     def take(self, x: Any, indices: Any, axis: int = 0) -> Any:
         return self._tf.gather(x, indices, axis=axis)
-
-    def isdtype(self, dtype: Any, kind: str) -> bool:
-        d = self._tf.as_dtype(dtype)
-        if kind == "real floating":
-            return d.is_floating
-        if kind == "integral":
-            return d.is_integer
-        if kind == "bool":
-            return d.is_bool
-        if kind == "complex floating":
-            return d.is_complex
-        raise ValueError(kind)
 
 
 _TF_NAMESPACE: _TensorFlowNamespace | None = None
@@ -266,11 +221,6 @@ class Backend:
         return self.xp.float32
 
     # -- conversion -------------------------------------------------------------
-    def device(self, x: Any) -> Any:
-        if self.name == "tensorflow":
-            return None
-        return array_api_compat.device(x)
-
     def asarray(self, value: Any, *, like: Any, dtype: Any = None) -> Any:
         """``value`` as an array of this backend, on the device of ``like``."""
         xp = self.xp

@@ -123,6 +123,18 @@ def cast_logits(be: Backend, logits: Any) -> tuple[Any, Any]:
     return be.xp.astype(logits, cdt), cdt
 
 
+def class_axis(logits: Any, axis: Any) -> int:
+    """``axis`` normalised for logits that must have a class axis."""
+    if logits.ndim < 1:
+        fail(
+            "logits",
+            "an array of rank >= 1 with a class axis",
+            "a scalar",
+            "pass logits of shape (N, C) or (C,)",
+        )
+    return _checks.normalize_axis(axis, logits.ndim)
+
+
 def static_size(logits: Any, axis: int) -> int:
     """The number of classes on ``axis``, which must be known while tracing."""
     size = logits.shape[axis]
@@ -312,14 +324,7 @@ def prepare_softmax(
     """Validate and lay out softmax inputs (see :class:`SoftmaxBatch`)."""
     be, logits = convert(logits)
     xp = be.xp
-    if logits.ndim < 1:
-        fail(
-            "logits",
-            "an array of rank >= 1 with a class axis",
-            "a scalar",
-            "pass logits of shape (N, C) or (C,)",
-        )
-    ax = _checks.normalize_axis(axis, logits.ndim)
+    ax = class_axis(logits, axis)
     ignore = _checks.check_ignore_index(ignore_index)
     _checks.check_unit_interval(label_smoothing, "label_smoothing")
     x, cdt = cast_logits(be, logits)
@@ -408,16 +413,15 @@ def prepare_class_vector(
     be: Backend,
     value: Any | None,
     argument: str,
-    batch: Any,
     *,
     num_classes: int,
     axis: int,
     allow_scalar: bool,
     like: Any,
     dtype: Any,
-) -> Any | None:
-    """A per-class weight, checked against the class axis, in the compute dtype."""
-    del batch
+) -> Any:
+    """A per-class weight, checked against the class axis, in the compute dtype
+    (None stays None)."""
     if value is None:
         return None
     w = _checks.as_weight(be, value, argument, like=like, dtype=dtype)

@@ -15,9 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from . import _checks
-from ._backend import Backend, convert
+from ._backend import convert
 from ._checks import fail
-from ._core import along_axis, cast_logits, eager, finish
+from ._core import (
+    along_axis,
+    cast_logits,
+    class_axis,
+    eager,
+    finish,
+    prepare_class_vector,
+)
 
 __all__ = ["adjust_logits"]
 
@@ -78,21 +85,21 @@ def adjust_logits(
     """
     tau = _checks.check_nonnegative_scalar(tau, "tau")
     be, logits = convert(logits)
-    if logits.ndim < 1:
-        fail(
-            "logits",
-            "an array of rank >= 1 with a class axis",
-            "a scalar",
-            "pass logits of shape (N, C) or (C,)",
-        )
-    ax = _checks.normalize_axis(axis, logits.ndim)
+    ax = class_axis(logits, axis)
     x, cdt = cast_logits(be, logits)
     xp = be.xp
     num_classes = int(x.shape[ax])
 
     if class_weight is not None:
-        w = _class_vector(
-            be, class_weight, "class_weight", num_classes, axis, logits, cdt
+        w = prepare_class_vector(
+            be,
+            class_weight,
+            "class_weight",
+            num_classes=num_classes,
+            axis=axis,
+            allow_scalar=False,
+            like=logits,
+            dtype=cdt,
         )
         zero = xp.zeros_like(w)
         log_w = xp.where(
@@ -100,7 +107,16 @@ def adjust_logits(
         )
         x = x + along_axis(be, log_w, x.ndim, ax)
     if prior is not None:
-        p = _class_vector(be, prior, "prior", num_classes, axis, logits, cdt)
+        p = prepare_class_vector(
+            be,
+            prior,
+            "prior",
+            num_classes=num_classes,
+            axis=axis,
+            allow_scalar=False,
+            like=logits,
+            dtype=cdt,
+        )
         if eager(be, p):
             host = be.to_numpy(p)
             if not (host > 0).all():
@@ -114,17 +130,3 @@ def adjust_logits(
                 )
         x = x - tau * along_axis(be, xp.log(p), x.ndim, ax)
     return finish(be, x)
-
-
-def _class_vector(
-    be: Backend,
-    value: Any,
-    argument: str,
-    num_classes: int,
-    axis: int,
-    like: Any,
-    dtype: Any,
-) -> Any:
-    w = _checks.as_weight(be, value, argument, like=like, dtype=dtype)
-    _checks.check_class_vector(w, argument, num_classes, axis, allow_scalar=False)
-    return w

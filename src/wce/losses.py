@@ -145,7 +145,6 @@ def softmax_cross_entropy(
         be,
         class_weight,
         "class_weight",
-        batch,
         num_classes=c,
         axis=batch.axis,
         allow_scalar=False,

@@ -247,7 +247,6 @@ class _Softmax:
             be,
             args["class_weight"],
             "class_weight",
-            None,
             num_classes=c,
             axis=ax,
             allow_scalar=False,
