@@ -2,7 +2,9 @@
 
 Order: float64 references, parity with the generic path for every keyword, odd
 shapes and chunk boundaries, gradients (gradcheck, upstream scaling, in-place
-mode), dispatch, and ``linear_cross_entropy`` against torch's unfused layer.
+mode), dispatch, and ``linear_cross_entropy`` against torch's unfused layer. Every
+test runs on the compiled kernels and on the pure-PyTorch chunked path (the
+fallback where the kernels are not built or do not apply).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 F = torch.nn.functional
 
 import wce  # noqa: E402
-from wce._fused import _linear  # noqa: E402
+from wce._fused import _linear, _native  # noqa: E402
 from wce._fused import _torch as ft  # noqa: E402
 
 Tensor = Any
@@ -28,10 +30,31 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-@pytest.fixture(params=["exp", "softmax"])
+@pytest.fixture(autouse=True)
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The compiled kernels, or the pure-PyTorch chunked path they fall back to."""
+    mode = str(getattr(request, "param", "compiled"))
+    if mode == "compiled":
+        assert _native.library() is not None, "the compiled kernels were not built"
+    else:
+        monkeypatch.setattr(_native, "supports", lambda *t: False)
+    return mode
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # every test runs on both paths; softmax tests pick theirs through `method`
+    if "method" not in metafunc.fixturenames:
+        metafunc.parametrize("kernel", ["compiled", "chunked"], indirect=True)
+
+
+@pytest.fixture(params=["compiled", "exp", "softmax"])
 def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both softmax kernels: written-out exp (few classes) and torch's softmax."""
-    monkeypatch.setattr(ft, "SMALL_CLASSES", 10**9 if request.param == "exp" else 0)
+    """The compiled kernel, and both chunked PyTorch kernels: written-out exp (few
+    classes) and torch's softmax."""
+    if request.param != "compiled":
+        monkeypatch.setattr(_native, "supports", lambda *t: False)
+        small = 10**9 if request.param == "exp" else 0
+        monkeypatch.setattr(ft, "SMALL_CLASSES", small)
     return str(request.param)
 
 

@@ -3,7 +3,7 @@
 The (N, C) logits are never stored: rows are taken in slabs of about
 :data:`SLAB_ELEMENTS` logits (all classes of a few rows), each slab's logits are
 computed by one matrix product, turned into their gradient in place by the fused
-softmax chunk of :mod:`wce._fused._torch`, and the gradients of the hidden states,
+softmax kernel of :mod:`wce._fused._torch`, and the gradients of the hidden states,
 the weight and the bias are accumulated from the slab. The forward pass therefore
 does the three matrix products of an unfused layer and keeps only the parameter-
 sized gradients for the backward pass, which scales them by the upstream gradient.
@@ -23,8 +23,9 @@ from ._torch import _Softmax, _traced
 
 Tensor = torch.Tensor
 
-#: Logits per slab (rows x classes); 2**25 floats are 128 MiB.
-SLAB_ELEMENTS = 1 << 25
+#: Logits per slab (rows x classes); 2**24 float32 logits are 64 MiB. Smaller slabs
+#: lower the peak memory; each slab adds one pass over the weight's gradient.
+SLAB_ELEMENTS = 1 << 24
 
 
 @contextlib.contextmanager
@@ -192,7 +193,8 @@ def linear_cross_entropy(
             xs = hs @ w2.T if b2 is None else torch.addmm(b2, hs, w2.T)
             if xs.dtype != cdt:
                 xs = xs.to(cdt)
-            plan._chunk(xs, xs, s, e, need)
+            if not plan.native_chunk(xs, xs if need else None, s, e):
+                plan._chunk(xs, xs, s, e, need)
             if not need:
                 del xs
                 continue

@@ -1,12 +1,16 @@
 """Fused softmax and sigmoid cross-entropy for PyTorch tensors.
 
-Each loss runs one ``torch.autograd.Function``: the forward pass walks the logits in
-row chunks of about :data:`CHUNK_ELEMENTS` entries, computes the loss of every element
-and, when a gradient is wanted, its gradient into one logits-sized buffer (or over the
-logits themselves with ``inplace_backward=True``). Only that buffer is kept for the
-backward pass, which scales it by the upstream gradient. The maths is the generic
-path's (:mod:`wce._core`); rows whose logits are not finite (a row of ``-inf``, a
-``+inf``) are recomputed with the generic formulas, so edge cases agree exactly.
+Each loss runs one ``torch.autograd.Function``: the forward pass computes the loss of
+every element and, when a gradient is wanted, its gradient into one logits-sized
+buffer (or over the logits themselves with ``inplace_backward=True``). Only that
+buffer is kept for the backward pass, which scales it by the upstream gradient.
+
+The pass itself is the compiled CPU kernel of :mod:`wce._fused._native` where it
+applies (CPU tensors, integer class ids for the softmax), else the chunked PyTorch
+code of this module: rows in chunks of about :data:`CHUNK_ELEMENTS` entries, a few
+torch operations per chunk. The maths is the generic path's (:mod:`wce._core`);
+rows whose logits are not finite (a row of ``-inf``, a ``+inf``, a NaN) are
+recomputed with the generic formulas, so edge cases agree exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .._core import (
     sample_weight_to,
     sigmoid_terms,
 )
+from . import _native
 
 Tensor = torch.Tensor
 
@@ -37,6 +42,9 @@ Tensor = torch.Tensor
 CHUNK_ELEMENTS = 1 << 21
 #: The sigmoid loss keeps several chunk-sized temporaries: it uses smaller chunks.
 SIGMOID_CHUNK_ELEMENTS = 1 << 17
+#: Sigmoid rows shorter than this are handed to the compiled kernel in groups of
+#: about this many labels.
+SIGMOID_GROUP = 4096
 #: At most this many rows per chunk, so per-row temporaries stay small.
 CHUNK_ROWS = 8192
 #: Up to this many classes the softmax is written out (exp once, reused); above it
@@ -90,6 +98,21 @@ def _traced(x: Tensor) -> bool:
     if torch._C._functorch.is_functorch_wrapped_tensor(x):
         return True
     return type(x).__name__ in {"FakeTensor", "FunctionalTensor"}
+
+
+def _weighted(
+    loss: Tensor, w: Tensor | None, valid: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """``w * loss``, 0 where ignored or weighted 0 (even if the loss is infinite),
+    and the mask of the elements kept (None: all)."""
+    keep = valid
+    if w is not None:
+        nz = w != 0
+        keep = nz if keep is None else keep & nz
+    wl = loss if w is None else w * loss
+    if keep is not None:
+        wl = torch.where(keep, wl, 0.0)
+    return wl, keep
 
 
 def _safe(den: Tensor) -> Tensor:
@@ -229,9 +252,10 @@ class _Softmax:
         if kind == "integer":
             if tuple(lab.shape) != self.elem_shape:
                 return
-            _check_class_ids(be, lab, c, ignore, axis)
             # gather needs int64 indices; uint8 segmentation masks are common
             self.labels = lab.detach().reshape(-1).to(torch.int64)
+            if not self._labels_valid_native(c, ignore):
+                _check_class_ids(be, lab, c, ignore, axis)  # raises if invalid
         elif kind == "floating":
             if ignore is not None or tuple(lab.shape) != tuple(logits.shape):
                 return
@@ -281,11 +305,24 @@ class _Softmax:
         self.upstream: Tensor | None = None
         self.ok = True
 
-    def _rows_of(self, s: int, e: int) -> tuple[Any, Any, Any, Any]:
+    def _labels_valid_native(self, c: int, ignore: int | None) -> bool:
+        """True when the compiled check finds every label valid (fast path)."""
+        y = self.labels
+        if y is None or y.device.type != "cpu" or not y.is_contiguous():
+            return False
+        if _native.library() is None:
+            return False
+        a = _native.SoftmaxArgs()
+        a.rows, a.classes, a.labels = y.numel(), c, _native.ptr(y)
+        a.has_ignore = ignore is not None
+        a.ignore_index = 0 if ignore is None else ignore
+        return _native.count_bad_labels(a) == 0
+
+    def _rows_of(self, sel: slice | Tensor) -> tuple[Any, Any, Any, Any]:
         """Labels (ignored ones as 0), targets, valid mask, static weight of rows."""
         y = t = valid = w = None
         if self.labels is not None:
-            y = self.labels[s:e]
+            y = self.labels[sel]
             if self.ignore is not None:
                 valid = y != self.ignore
                 y = torch.where(valid, y, 0)
@@ -295,16 +332,26 @@ class _Softmax:
                     w = torch.where(valid, w, 0.0)
         else:
             assert self.targets is not None
-            t = self.targets[s:e].to(self.cdt)
+            t = self.targets[sel].to(self.cdt)
             if self.label_weight is not None:
                 w = t @ self.label_weight
         if self.sample_weight is not None:
-            sw = self.sample_weight[s:e]
+            sw = self.sample_weight[sel]
             w = sw if w is None else w * sw
         return y, t, valid, w
 
     def _static_den(self) -> Tensor:
         """The denominator of "mean" and "weighted_mean", from labels and weights."""
+        if (
+            self.labels is not None
+            and self.labels.is_contiguous()
+            and _native.supports(self.label_weight, self.sample_weight)
+        ):
+            a = self._kernel_args(0, self.rows)
+            weighted = self.reduction == "weighted_mean"
+            a.den_kind = _native.DEN_WEIGHT if weighted else _native.DEN_COUNT
+            den = _native.softmax_den(a, self.cdt)
+            return torch.tensor(den, dtype=self.cdt, device=self.device)
         step = max(1, (1 << 20) // max(1, self.c if self.targets is not None else 1))
         parts = []
         for s in range(0, self.rows, step):
@@ -312,7 +359,7 @@ class _Softmax:
             if self.reduction == "mean" and self.ignore is None:
                 parts.append(torch.tensor(float(e - s), dtype=self.cdt))
                 continue
-            _, _, valid, w = self._rows_of(s, e)
+            _, _, valid, w = self._rows_of(slice(s, e))
             if self.reduction == "weighted_mean" and w is not None:
                 parts.append((w if valid is None else torch.where(valid, w, 0.0)).sum())
             elif valid is not None:
@@ -324,6 +371,16 @@ class _Softmax:
     def run(self, x2: Tensor, grad: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Loss (reduced) and the gradient of ``x2`` written into ``grad``."""
         m, c = x2.shape
+        if x2.dtype != self.cdt and _native.supports(self.out):
+            # half precision: the compiled kernel on a float32 copy
+            x32 = x2.to(self.cdt)
+            g32 = None if grad is None else x32
+            if self.native_chunk(x32, g32, 0, m):
+                if grad is not None:
+                    grad.copy_(x32)
+                return self.finish()
+        elif self.native_chunk(x2, grad, 0, m):
+            return self.finish()
         r = max(1, min(CHUNK_ELEMENTS // c, CHUNK_ROWS))
         same = x2.dtype == self.cdt
         scratch: Tensor | None = None
@@ -345,6 +402,90 @@ class _Softmax:
                 grad[s:e].copy_(buf)
         return self.finish()
 
+    def native_chunk(self, xc: Tensor, buf: Tensor | None, s: int, e: int) -> bool:
+        """Rows ``s:e`` (``xc``) by the compiled kernel; False where it cannot."""
+        if self.labels is None or xc.dtype != self.cdt:
+            return False
+        extra = (self.label_weight, self.pred_weight, self.cost, self.sample_weight)
+        if not _native.supports(xc, buf, self.out, self.upstream, *extra):
+            return False
+        if not self.labels.is_contiguous():
+            return False
+        a = self._kernel_args(s, e)
+        a.x, a.grad = _native.ptr(xc), _native.ptr(buf)
+        a.out = _native.ptr(self.out, s)
+        a.pred_weight = _native.ptr(self.pred_weight)
+        a.cost = _native.ptr(self.cost)
+        a.upstream = _native.ptr(self.upstream, s)
+        bad = torch.empty(min(e - s, _native.BAD_CAPACITY), dtype=torch.int64)
+        a.bad, a.bad_capacity = _native.ptr(bad), bad.numel()
+        a.den_kind = _native.DEN_WEIGHT if self.deferred else _native.DEN_NONE
+        a.eps = self.eps
+        a.gamma = -1.0 if self.gamma is None else self.gamma
+        a.scale = float(self.scale)
+        _native.softmax(a, xc.dtype)
+        num = torch.tensor(a.num, dtype=torch.float64)
+        den = torch.tensor(a.den, dtype=torch.float64)
+        if a.nbad:
+            if a.nbad <= bad.numel():
+                idx = bad[: a.nbad].sort().values
+            else:  # rows left untouched: their maximum is still not finite
+                hit = ~torch.isfinite(xc.amax(1)) | torch.isnan(xc).any(1)
+                if self.ignore is not None:
+                    hit &= self.labels[s:e] != self.ignore
+                idx = hit.nonzero().squeeze(1)
+            n_add, d_add = self._redo_rows(xc, buf, idx, s)
+            num, den = num + n_add, den + d_add
+        self.sums.append(num.to(self.cdt))
+        if self.deferred:
+            self.dens.append(den.to(self.cdt))
+        return True
+
+    def _kernel_args(self, s: int, e: int) -> _native.SoftmaxArgs:
+        """Kernel arguments for rows ``s:e``: labels and static weights."""
+        assert self.labels is not None
+        a = _native.SoftmaxArgs()
+        a.rows, a.classes = e - s, self.c
+        a.labels = _native.ptr(self.labels, s)
+        a.label_weight = _native.ptr(self.label_weight)
+        a.sample_weight = _native.ptr(self.sample_weight, s)
+        a.has_ignore = self.ignore is not None
+        a.ignore_index = 0 if self.ignore is None else self.ignore
+        return a
+
+    def _redo_rows(
+        self, xc: Tensor, buf: Tensor | None, idx: Tensor, s: int
+    ) -> tuple[Tensor, Tensor]:
+        """Rows ``idx`` of ``xc`` by the generic formulas (logits not finite)."""
+        saved = xc[idx]
+        y, _, valid, w = self._rows_of(idx + s)
+        assert y is not None
+        need_grad = buf is not None
+        if self.gamma is not None:
+            loss, g = _focal_reference(saved, y, self.gamma, need_grad)
+        else:
+            loss, g = _softmax_reference(saved, y, None, self.eps, need_grad)
+        if self.dynamic:
+            f = self._dynamic(saved.argmax(1), y, None, valid)
+            w = f if w is None else w * f
+        wl, keep = _weighted(loss, w, valid)
+        if self.out is not None:
+            self.out[idx + s] = wl
+        den = torch.zeros((), dtype=torch.float64)
+        if self.deferred:
+            assert w is not None
+            den = (w if valid is None else w * valid).sum().double()
+        if buf is not None and g is not None:
+            base = w if w is not None else torch.ones_like(loss)
+            coef = base * self.scale
+            if keep is not None:
+                coef = torch.where(keep, coef, 0.0)
+            if self.upstream is not None:
+                coef = coef * self.upstream[idx + s]
+            ci = coef[:, None]
+            buf[idx] = torch.where(ci != 0, ci * g, 0.0).to(buf.dtype)
+        return wl.sum().double(), den
+
     def finish(self) -> tuple[Tensor, Tensor | None]:
         """The reduced loss and the gradient factor left for the backward pass."""
         factor = None
@@ -361,7 +502,7 @@ class _Softmax:
 
     def _chunk(self, xc: Tensor, buf: Tensor, s: int, e: int, need_grad: bool) -> None:
         c, eps = self.c, self.eps
-        y, t, valid, w = self._rows_of(s, e)
+        y, t, valid, w = self._rows_of(slice(s, e))
         pred = xc.argmax(1) if self.dynamic else None
         if y is not None and c <= SMALL_CLASSES:
             method = "exp"
@@ -458,13 +599,7 @@ class _Softmax:
             w = f if w is None else w * f
             if self.deferred:
                 self.dens.append((w if valid is None else w * valid).sum())
-        keep = valid
-        if w is not None:
-            nz = w != 0
-            keep = nz if keep is None else keep & nz
-        wl = loss if w is None else w * loss
-        if keep is not None:
-            wl = torch.where(keep, wl, 0.0)
+        wl, keep = _weighted(loss, w, valid)
         if self.out is not None:
             self.out[s:e] = wl
         else:
@@ -678,11 +813,22 @@ class _Sigmoid:
             be, args["class_weight"], "class_weight", c, b, ax, logits
         )
         sw = args["sample_weight"]
+        # one weight per row of (A, K) when it is constant along the labels
+        # (a weight per sample), else one per element
+        self.row_weight: Tensor | None = None
         self.sample_weight: Tensor | None = None
         if sw is not None:
             s = sample_weight_to(be, sw, shape, like=logits, dtype=cdt)
-            self.sample_weight = torch.broadcast_to(s, shape).reshape(a, self.k)
-        has_weight = self.class_weight is not None or self.sample_weight is not None
+            if all(int(d) == 1 for d in s.shape[ax:]):
+                lead = torch.broadcast_to(s.reshape(s.shape[:ax]), shape[:ax])
+                self.row_weight = lead.reshape(a).contiguous()
+            else:
+                self.sample_weight = torch.broadcast_to(s, shape).reshape(a, self.k)
+        has_weight = (
+            self.class_weight is not None
+            or self.sample_weight is not None
+            or self.row_weight is not None
+        )
         self.static = (
             self.reduction in ("sum", "none")
             or (self.reduction == "mean" and ignore is None)
@@ -705,6 +851,9 @@ class _Sigmoid:
 
     def run(self, z2: Tensor, grad: Tensor | None) -> tuple[Tensor, Tensor | None]:
         a, k = z2.shape
+        done = self._run_native(z2, grad)
+        if done is not None:
+            return done
         # elementwise work with several chunk-sized temporaries: smaller chunks
         chunk = min(CHUNK_ELEMENTS, SIGMOID_CHUNK_ELEMENTS)
         kk = min(k, chunk)
@@ -746,6 +895,88 @@ class _Sigmoid:
         factor = 1.0 / _safe(den_t)
         return num / _safe(den_t), factor
 
+    def _run_native(
+        self, z2: Tensor, grad: Tensor | None
+    ) -> tuple[Tensor, Tensor | None] | None:
+        """The whole batch by the compiled kernel, or None where it cannot."""
+        if z2.dtype != self.cdt:
+            # half precision: the compiled kernel on a float32 copy
+            if not _native.supports(z2.new_empty((), dtype=self.cdt)):
+                return None
+            z32 = z2.to(self.cdt)
+            done = self._run_native(z32, None if grad is None else z32)
+            if done is not None and grad is not None:
+                grad.copy_(z32)
+            return done
+        if not _native.supports(z2):
+            return None
+        a, k = z2.shape
+        # the kernel reads targets of the logits' dtype (others are converted)
+        t = self.targets.to(self.cdt).contiguous()
+        pw, cw = _cols_full(self.pos_weight, k), _cols_full(self.class_weight, k)
+        rw = self.row_weight
+        ew = None if self.sample_weight is None else self.sample_weight.contiguous()
+        # few labels per row: r rows at a time as one longer row of the kernel,
+        # the per-label weights repeated r times (a per-row weight becomes one
+        # per element)
+        r = 1
+        if k < SIGMOID_GROUP:
+            r = max(1, SIGMOID_GROUP // k)
+            if rw is not None:
+                ew = torch.broadcast_to(rw[:, None], (a, k)).contiguous()
+                rw = None
+        out = None
+        if self.reduction == "none":
+            out = torch.empty((a, k), dtype=self.cdt, device=z2.device)
+        if not _native.supports(z2, grad, t, pw, cw, rw, ew, out):
+            return None
+        num = den = 0.0
+        main = (a // r) * r
+        for s, e, rr in ((0, main, r), (main, a, 1)):
+            if e <= s:
+                continue
+            shape = ((e - s) // rr, k * rr)
+
+            def part(
+                x: Tensor | None,
+                s: int = s,
+                e: int = e,
+                shape: tuple[int, int] = shape,
+            ) -> Tensor | None:
+                return None if x is None else x[s:e].reshape(shape)
+
+            args = _native.SigmoidArgs()
+            args.rows, args.cols = shape
+            args.z, args.t = _native.ptr(part(z2)), _native.ptr(part(t))
+            args.grad, args.out = _native.ptr(part(grad)), _native.ptr(part(out))
+            # kept in locals: the kernel reads their memory
+            pw_r = None if pw is None else pw.repeat(rr)
+            cw_r = None if cw is None else cw.repeat(rr)
+            args.pos_weight, args.col_weight = _native.ptr(pw_r), _native.ptr(cw_r)
+            args.row_weight = _native.ptr(None if rw is None else rw[s:e])
+            args.elem_weight = _native.ptr(part(ew))
+            args.has_ignore = self.ignore is not None
+            args.ignore_value = 0.0 if self.ignore is None else float(self.ignore)
+            if self.static:
+                args.den_kind = _native.DEN_NONE
+            elif self.reduction == "mean":
+                args.den_kind = _native.DEN_COUNT
+            else:
+                args.den_kind = _native.DEN_WEIGHT
+            args.eps, args.scale = self.eps, float(self.scale)
+            _native.sigmoid(args, z2.dtype)
+            num += args.num
+            den += args.den
+        if out is not None:
+            return out.reshape(self.shape), None
+        num_t = torch.tensor(num, dtype=self.cdt, device=z2.device)
+        if self.reduction == "sum":
+            return num_t, None
+        if self.static:
+            return num_t / float(a * k), None
+        den_t = torch.tensor(den, dtype=self.cdt, device=z2.device)
+        return num_t / _safe(den_t), 1.0 / _safe(den_t)
+
     def _chunk(
         self, zc: Tensor, buf: Tensor | None, s: int, e: int, c0: int, c1: int
     ) -> tuple[Tensor, Tensor | None]:
@@ -772,21 +1003,16 @@ class _Sigmoid:
         if self.sample_weight is not None:
             sw = self.sample_weight[s:e, c0:c1]
             w = sw if w is None else w * sw
-        keep = valid
-        if w is not None:
-            nz = w != 0
-            keep = nz if keep is None else keep & nz
-        wl = neg if w is None else w * neg
-        if keep is not None:
-            wl = torch.where(keep, wl, 0.0)
+        elif self.row_weight is not None:
+            sw = self.row_weight[s:e, None]
+            w = sw if w is None else w * sw
+        wl, keep = _weighted(neg, w, valid)
         gref = None
         if not bool(torch.isfinite(wl.sum())):
             # a saturated logit: the generic formula leaves out zero coefficients
             loss, gref = _sigmoid_reference(zc, q, pw, buf is not None)
             neg = torch.rsub(loss, 0.0)
-            wl = neg if w is None else w * neg
-            if keep is not None:
-                wl = torch.where(keep, wl, 0.0)
+            wl, keep = _weighted(neg, w, valid)
         den = None
         if not self.static:
             if self.reduction == "mean":
@@ -813,6 +1039,13 @@ class _Sigmoid:
             torch.sub(pq, buf, out=buf)
         buf.mul_(-coef)
         return wl, den
+
+
+def _cols_full(w: Tensor | None, k: int) -> Tensor | None:
+    """A per-label vector of length ``k`` (a scalar repeated), contiguous."""
+    if w is None:
+        return None
+    return (w.expand(k) if w.ndim == 0 else w).contiguous()
 
 
 def _cols(w: Tensor, c0: int, c1: int) -> Tensor:
