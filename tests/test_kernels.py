@@ -282,3 +282,27 @@ def test_kernel_and_chunked_path_agree_on_large_batches(
         lc, gc = _grad(fn, x, fused=True)
     torch.testing.assert_close(lk, lc, rtol=1e-6, atol=0.0)
     torch.testing.assert_close(gk, gc, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("c", [12, 40, 5000])
+def test_label_smoothing_with_a_large_common_offset(c: int) -> None:
+    # the smoothing term sums x_j - max: no cancellation against the offset
+    x = 1000.0 + torch.randn(9, c) * 3
+    y = torch.randint(0, c, (9,))
+
+    def fn(a: Tensor) -> Tensor:
+        return wce.softmax_cross_entropy(a, y, label_smoothing=0.3, reduction="none")
+
+    _close_to_float64(fn, x, rtol=1e-6)
+
+
+def test_many_classes_keep_relative_precision() -> None:
+    # 32,000 exponentials summed per row: float partial sums go to double often
+    x = torch.randn(3, 32000) * 2
+    y = torch.tensor([0, 17, 31999])
+    lf, gf = _grad(lambda a: wce.softmax_cross_entropy(a, y, reduction="none"), x,
+                   fused=True)  # fmt: skip
+    lr, gr = _grad(lambda a: wce.softmax_cross_entropy(a, y, reduction="none"),
+                   x.double(), fused=False)  # fmt: skip
+    torch.testing.assert_close(lf.double(), lr, rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(gf.double(), gr, rtol=1e-6, atol=1e-12)

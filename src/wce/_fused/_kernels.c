@@ -299,6 +299,7 @@ static INLINE void put_out(const SoftmaxArgs *a, int64_t i, double v, int dtype)
 }
 
 /* -- float32 rows ----------------------------------------------------------- */
+#define FLUSH 64 /* blocks of W classes summed in float before going to double */
 static INLINE void softmax_rows_f32(SoftmaxJob *job) {
     SoftmaxArgs *a = job->a;
     const int64_t c = a->classes;
@@ -314,21 +315,18 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             if (g) memset(g, 0, (size_t)c * sizeof(float));
             continue;
         }
-        /* pass 1: max (and the sum of the logits for label smoothing) */
-        vf vm = SPLAT(-INFINITY), vs = SPLAT(0.0f);
+        /* pass 1: the maximum, and whether the row holds a NaN */
+        vf vm = SPLAT(-INFINITY);
         vi vnan = SPLATI(0);
         for (int64_t b = 0; b < nb; b++) {
             vf v = load(x + b * W);
             vm = sel(v > vm, v, vm);
             vnan |= v != v;
-            vs += v;
         }
         if (tail) {
-            vf v = load_part(x + nb * W, tail, 0.0f);
-            vf vx = load_part(x + nb * W, tail, -INFINITY);
+            vf v = load_part(x + nb * W, tail, -INFINITY);
+            vm = sel(v > vm, v, vm);
             vnan |= v != v;
-            vs += v;
-            vm = sel(vx > vm, vx, vm);
         }
         float m = hmax(vm);
         int any_nan = 0;
@@ -343,49 +341,48 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
         }
         double w = row_weight(a, i, y, pred, 0);
         double dy = (double)x[y] - (double)m;
-        double sumx_m = a->eps != 0.0 ? hsum(vs) - (double)c * (double)m : 0.0;
-        /* pass 2: e_j = exp(x_j - m), stored in g; others leaves out e_y */
+        /* pass 2: e_j = exp(x_j - m), stored in g; the others' sum leaves out e_y.
+         * Float partial sums go to double every FLUSH blocks; the sum of x_j - m
+         * (label smoothing) is taken alongside. */
         const vf vmm = SPLAT(m);
-        const int64_t yb = y / W;
-        vf acc = SPLAT(0.0f), acc2 = SPLAT(0.0f);
-        double others = 0.0;
-        int64_t b = 0;
+        const vi iota = (vi){0, 1, 2, 3, 4, 5, 6, 7}, vy = SPLATI((int32_t)y);
+        const int smooth = a->eps != 0.0;
         /* the next row's logits come in from memory while this row's exp runs */
         const float *xn = i + 1 < job->r1 ? x + c : x;
-        for (; b + 1 < yb; b += 2) {
-            __builtin_prefetch(xn + b * W, 0, 3);
-            vf e0 = vexp_nonpos(load(x + b * W) - vmm);
-            vf e1 = vexp_nonpos(load(x + (b + 1) * W) - vmm);
-            if (g) {
-                store(g + b * W, e0);
-                store(g + (b + 1) * W, e1);
+        double others = 0.0, sumx_m = 0.0;
+        for (int64_t b0 = 0; b0 < nb; b0 += FLUSH) {
+            const int64_t b1 = b0 + FLUSH < nb ? b0 + FLUSH : nb;
+            vf acc = SPLAT(0.0f), acc2 = SPLAT(0.0f), sx = SPLAT(0.0f);
+            int64_t b = b0;
+            for (; b + 1 < b1; b += 2) {
+                __builtin_prefetch(xn + b * W, 0, 3);
+                vf d0 = load(x + b * W) - vmm, d1 = load(x + (b + 1) * W) - vmm;
+                vf e0 = vexp_nonpos(d0), e1 = vexp_nonpos(d1);
+                if (g) {
+                    store(g + b * W, e0);
+                    store(g + (b + 1) * W, e1);
+                }
+                acc += sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), e0);
+                acc2 += sel(iota + SPLATI((int32_t)((b + 1) * W)) == vy, SPLAT(0.0f), e1);
+                if (smooth) sx += d0 + d1;
             }
-            acc += e0;
-            acc2 += e1;
-        }
-        for (; b < nb; b++) {
-            if (!(b & 1)) __builtin_prefetch(xn + b * W, 0, 3);
-            vf e = vexp_nonpos(load(x + b * W) - vmm);
-            if (g) store(g + b * W, e);
-            if (b == yb) {
-                vi lane = (vi){0, 1, 2, 3, 4, 5, 6, 7} == SPLATI((int32_t)(y - b * W));
-                e = sel(lane, SPLAT(0.0f), e);
+            if (b < b1) {
+                vf d0 = load(x + b * W) - vmm;
+                vf e0 = vexp_nonpos(d0);
+                if (g) store(g + b * W, e0);
+                acc += sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), e0);
+                if (smooth) sx += d0;
             }
-            if (b & 1)
-                acc2 += e;
-            else
-                acc += e;
+            others += hsum(acc + acc2);
+            sumx_m += hsum(sx);
         }
         if (tail) {
-            vf e = vexp_nonpos(load_part(x + nb * W, tail, -INFINITY) - vmm);
+            vf d0 = load_part(x + nb * W, tail, -INFINITY) - vmm;
+            vf e = vexp_nonpos(d0);
             if (g) store_part(g + nb * W, e, tail);
-            if (nb == yb) {
-                vi lane = (vi){0, 1, 2, 3, 4, 5, 6, 7} == SPLATI((int32_t)(y - nb * W));
-                e = sel(lane, SPLAT(0.0f), e);
-            }
-            acc += e;
+            others += hsum(sel(iota + SPLATI((int32_t)(nb * W)) == vy, SPLAT(0.0f), e));
+            if (smooth) sumx_m += hsum(sel(iota < SPLATI((int32_t)tail), d0, SPLAT(0.0f)));
         }
-        others = hsum(acc + acc2);
         double ey = exp(dy);
         double total = ey + others;
         RowOut o;
@@ -451,14 +448,13 @@ static INLINE void softmax_small_f32(SoftmaxJob *job) {
         memcpy(&valid, keep_row, sizeof valid);
         memcpy(&vy, yl, sizeof vy);
         /* max, argmax (first), NaN */
-        vf m = SPLAT(-INFINITY), sumx = SPLAT(0.0f);
+        vf m = SPLAT(-INFINITY);
         vi pred = SPLATI(0), nan = SPLATI(0);
         for (int64_t j = 0; j < c; j++) {
             vi gt = X[j] > m;
             m = sel(gt, X[j], m);
             pred = (gt & SPLATI((int32_t)j)) | (~gt & pred);
             nan |= X[j] != X[j];
-            sumx += X[j];
         }
         vi bad = valid & (nan | ~(m < vinf) | ~(m > -vinf));
         for (int64_t k = 0; k < nr; k++)
@@ -474,9 +470,10 @@ static INLINE void softmax_small_f32(SoftmaxJob *job) {
         vf w = sel(ok, load(wv), SPLAT(0.0f));
         m = sel(ok, m, SPLAT(0.0f));
         /* exponentials; e_y and the others' sum kept apart */
-        vf others = SPLAT(0.0f), ey = SPLAT(0.0f), dy = SPLAT(0.0f);
+        vf others = SPLAT(0.0f), ey = SPLAT(0.0f), dy = SPLAT(0.0f), sumx_m = SPLAT(0.0f);
         for (int64_t j = 0; j < c; j++) {
             vf xm = X[j] - m;
+            sumx_m += xm;
             vf e = vexp_nonpos(xm);
             vi isy = vy == SPLATI((int32_t)j);
             ey = sel(isy, e, ey);
@@ -497,7 +494,7 @@ static INLINE void softmax_small_f32(SoftmaxJob *job) {
             loss = focus * nll;
             factor = focus * (SPLAT(1.0f) + SPLAT(gamma) * p * ratio);
         } else if (eps != 0.0f) {
-            vf smooth = SPLAT((float)c) * vlog(total) - (sumx - SPLAT((float)c) * m);
+            vf smooth = SPLAT((float)c) * vlog(total) - sumx_m;
             loss = SPLAT(1.0f - eps) * nll + SPLAT(eps / (float)c) * smooth;
         }
         vf nz = sel(w != SPLAT(0.0f), SPLAT(1.0f), SPLAT(0.0f));
@@ -541,7 +538,7 @@ static void softmax_rows_f64(void *p) {
             if (g) memset(g, 0, (size_t)c * sizeof(double));
             continue;
         }
-        double m = -INFINITY, sx = 0.0;
+        double m = -INFINITY;
         int64_t pred = 0;
         int any_nan = 0;
         for (int64_t j = 0; j < c; j++) {
@@ -550,7 +547,6 @@ static void softmax_rows_f64(void *p) {
                 pred = j;
             }
             any_nan |= x[j] != x[j];
-            sx += x[j];
         }
         if (!isfinite(m) || any_nan) {
             note_bad(a, i);
@@ -558,9 +554,9 @@ static void softmax_rows_f64(void *p) {
         }
         double w = row_weight(a, i, y, dynamic ? pred : 0, 1);
         double dy = x[y] - m;
-        double sumx_m = a->eps != 0.0 ? sx - (double)c * m : 0.0;
-        double others = 0.0;
+        double sumx_m = 0.0, others = 0.0;
         for (int64_t j = 0; j < c; j++) {
+            sumx_m += x[j] - m;
             double e = exp(x[j] - m);
             if (g) g[j] = e;
             if (j != y) others += e;
