@@ -453,9 +453,54 @@ def test_inplace_mode_refuses_logits_saved_by_another_op() -> None:
         loss.backward()
 
 
+def test_inplace_mode_second_backward_gives_its_own_error() -> None:
+    x = torch.randn(6, 4, requires_grad=True)
+    loss = wce.softmax_cross_entropy(
+        x * 1, torch.zeros(6, dtype=torch.int64), inplace_backward=True
+    )
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="supports one backward pass"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_inplace_mode_on_overlapping_views_is_ignored(loss: str) -> None:
+    # an expanded tensor has one memory location for several entries: the
+    # gradient cannot be written over it, so a new buffer is used
+    b = torch.randn(1, 5)
+
+    def fn(a: Tensor) -> Tensor:
+        v = a.expand(4, 5)
+        if loss == "softmax":
+            y = torch.tensor([0, 1, 2, 3])
+            return wce.softmax_cross_entropy(v, y, inplace_backward=True)
+        t = torch.rand(4, 5, generator=torch.Generator().manual_seed(1)) > 0.5
+        return wce.sigmoid_cross_entropy(v, t.float(), inplace_backward=True)
+
+    assert_same(fn, b)
+
+
 # ---------------------------------------------------------------------------
 # dispatch
 # ---------------------------------------------------------------------------
+def test_switch_is_per_thread() -> None:
+    import threading
+
+    seen: list[bool] = []
+
+    def other() -> None:
+        with ft.disabled():
+            seen.append(wce._fused.enabled())
+
+    with ft.disabled():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert not wce._fused.enabled()
+    assert seen == [False]
+    assert wce._fused.enabled()
+
+
 def test_weights_that_want_gradients_use_the_generic_path() -> None:
     x = torch.randn(5, 3)
     cw = torch.rand(3, requires_grad=True)
@@ -551,6 +596,26 @@ def test_linear_without_bias_float32_and_frozen_weight() -> None:
     (ge,) = torch.autograd.grad(theirs, (hid,))
     torch.testing.assert_close(ours, theirs)
     torch.testing.assert_close(g, ge)
+
+
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_linear_empty_batch_gives_zero(red: str) -> None:
+    h = torch.zeros(0, 6, requires_grad=True)
+    w = torch.randn(4, 6, requires_grad=True)
+    y = torch.zeros(0, dtype=torch.int64)
+    got = wce.linear_cross_entropy(h, w, y, reduction=red)
+    want = wce.softmax_cross_entropy(h @ w.T, y, reduction=red)
+    torch.testing.assert_close(got, want)
+    got.sum().backward()
+    assert w.grad is not None and float(w.grad.abs().sum()) == 0.0
+
+
+def test_linear_rejects_a_bias_of_another_dtype() -> None:
+    h, w = torch.randn(3, 4), torch.randn(5, 4)
+    with pytest.raises(TypeError, match=r"bias must be a PyTorch tensor of the dtype"):
+        wce.linear_cross_entropy(
+            h, w, torch.tensor([0, 1, 2]), bias=torch.zeros(5, dtype=torch.float64)
+        )
 
 
 def test_linear_rejects_probability_labels() -> None:

@@ -306,3 +306,74 @@ def test_many_classes_keep_relative_precision() -> None:
                    x.double(), fused=False)  # fmt: skip
     torch.testing.assert_close(lf.double(), lr, rtol=1e-6, atol=0.0)
     torch.testing.assert_close(gf.double(), gr, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 2_000_000), (2_000_000, 1)])
+@pytest.mark.parametrize("red", ["sum", "weighted_mean"])
+def test_sigmoid_long_rows_keep_the_sum_precise(
+    shape: tuple[int, int], red: str
+) -> None:
+    # float partial sums go to double every 512 labels, also within a row
+    z = torch.randn(*shape) * 2
+    t = (torch.rand(*shape) < 0.3).float()
+    sw = torch.rand(*shape)
+    got = wce.sigmoid_cross_entropy(z, t, sample_weight=sw, reduction=red)
+    with wce.use_fused_kernels(False):
+        want = wce.sigmoid_cross_entropy(
+            z.double(), t.double(), sample_weight=sw.double(), reduction=red
+        )
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=0.0)
+
+
+def test_focal_loss_down_to_subnormal_values() -> None:
+    from wce.longtail import softmax_focal_loss
+
+    # p_y near 1 and a small gamma: losses near float32's smallest numbers
+    x = torch.zeros(8, 5)
+    x[:, 0] = torch.linspace(14.0, 21.0, 8)
+    y = torch.zeros(8, dtype=torch.int64)
+    _close_to_float64(
+        lambda a: softmax_focal_loss(a, y, gamma=3.0, reduction="none"), x, rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("loss", ["softmax", "focal", "sigmoid"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_rows_that_carry_no_weight_get_a_zero_gradient(loss: str, fused: bool) -> None:
+    # the loss of an ignored or zero-weight row does not depend on its logits, so
+    # its gradient is 0, also where those logits are NaN or inf
+    from wce.longtail import softmax_focal_loss
+
+    x = torch.randn(5, 4)
+    x[1] = torch.nan
+    x[2, 3] = torch.inf
+    x[3] = -torch.inf
+    y = torch.tensor([0, 1, -1, 2, 3])
+    sw = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])
+
+    def fn(a: Tensor) -> Tensor:
+        if loss == "softmax":
+            return wce.softmax_cross_entropy(a, y, sample_weight=sw, ignore_index=-1)
+        if loss == "focal":
+            return softmax_focal_loss(a, y, sample_weight=sw, ignore_index=-1)
+        t = torch.tensor([0.0, 1.0, -1.0, 1.0, 0.0])[:, None].expand(5, 4)
+        return wce.sigmoid_cross_entropy(a, t, sample_weight=sw, ignore_index=-1)
+
+    value, g = _grad(fn, x, fused=fused)
+    assert torch.isfinite(value)
+    assert torch.all(g[1:4] == 0)
+    assert torch.isfinite(g).all()
+
+
+def test_rows_that_carry_no_weight_get_a_zero_gradient_in_jax() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.array([[0.5, -1.0, 2.0], [jnp.nan, 0.0, 1.0], [1.0, jnp.inf, 0.0]])
+    y = jnp.array([0, 1, -1])
+    sw = jnp.array([1.0, 0.0, 1.0])
+    g = jax.grad(
+        lambda a: wce.softmax_cross_entropy(a, y, sample_weight=sw, ignore_index=-1)
+    )(x)
+    assert bool(jnp.all(g[1:] == 0)) and bool(jnp.all(jnp.isfinite(g)))
+    assert float(jnp.abs(g[0]).sum()) > 0

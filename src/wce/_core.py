@@ -568,6 +568,34 @@ def prepare_sigmoid(
 # ---------------------------------------------------------------------------
 # Reduction
 # ---------------------------------------------------------------------------
+def keep_mask(be: Backend, weight: Any | None, valid: Any | None) -> Any | None:
+    """Where an element counts: not ignored and not weighted 0 (None: everywhere)."""
+    keep = valid
+    if weight is not None:
+        nonzero = weight != 0
+        keep = nonzero if keep is None else be.xp.logical_and(keep, nonzero)
+    return keep
+
+
+def without_dropped(
+    be: Backend, x: Any, weight: Any | None, valid: Any | None, *, rows: bool
+) -> Any:
+    """``x`` with 0 in place of the elements that carry no weight (ignored, or
+    weighted 0); ``rows``: ``x`` has a trailing class axis the mask spreads over.
+
+    Their loss is dropped by :func:`reduce`; taking it from 0 instead of the
+    caller's values makes their gradient exactly 0 even where those values are not
+    finite (0 times the NaN of an undefined softmax would otherwise leak into it).
+    """
+    keep = keep_mask(be, weight, valid)
+    if keep is None:
+        return x
+    xp = be.xp
+    if rows:
+        keep = xp.expand_dims(keep, axis=-1)
+    return xp.where(keep, x, xp.zeros_like(x))
+
+
 def reduce(
     be: Backend,
     loss: Any,
@@ -592,10 +620,7 @@ def reduce(
 
         normalizer = axis_normalizer(axis_name)
     wl = loss if weight is None else weight * loss
-    keep = valid
-    if weight is not None:
-        nonzero = weight != 0
-        keep = nonzero if keep is None else xp.logical_and(keep, nonzero)
+    keep = keep_mask(be, weight, valid)
     zero = xp.zeros_like(wl)
     if keep is not None:
         # a weight of 0 drops the element even where its loss is inf

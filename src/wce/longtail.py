@@ -18,6 +18,7 @@ positive and finite.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from typing import Any
@@ -38,6 +39,7 @@ from ._core import (
     reduce,
     sigmoid_terms,
     softplus_pair,
+    without_dropped,
 )
 
 __all__ = [
@@ -444,6 +446,10 @@ def softmax_focal_loss(
     )
     be, xp = batch.be, batch.be.xp
     cw = _class_weight(batch, class_weight, axis)
+    weight = batch.element_weight(batch.class_factor(cw, "label", None), sample_weight)
+    # rows that carry no weight: logits 0, so their gradient is exactly 0
+    masked = without_dropped(be, batch.x, weight, batch.valid, rows=True)
+    batch = dataclasses.replace(batch, x=masked)
 
     if gamma == 0.0:
         loss = batch.cross_entropy(log_softmax(be, batch.x), label_smoothing)
@@ -456,7 +462,6 @@ def softmax_focal_loss(
         nlp = xp.where(active, zero - logp, zero)
         focus = xp.exp(gamma * xp.where(active, log1m, zero))
         loss = xp.sum(q * focus * nlp, axis=-1)
-    weight = batch.element_weight(batch.class_factor(cw, "label", None), sample_weight)
 
     return _reduce(batch, loss, weight, reduction, axis_name, normalizer)
 

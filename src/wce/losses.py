@@ -33,6 +33,7 @@ from ._core import (
     prepare_softmax,
     reduce,
     sigmoid_terms,
+    without_dropped,
 )
 
 __all__ = ["sigmoid_cross_entropy", "softmax_cross_entropy"]
@@ -153,9 +154,10 @@ def softmax_cross_entropy(
     )
     cost = prepare_cost_matrix(be, cost_matrix, c, like=like, dtype=cdt)
 
-    loss = batch.cross_entropy(log_softmax(be, batch.x), label_smoothing)
     factor = batch.class_factor(cw, weight_by, cost)
     weight = batch.element_weight(factor, sample_weight)
+    x = without_dropped(be, batch.x, weight, batch.valid, rows=True)
+    loss = batch.cross_entropy(log_softmax(be, x), label_smoothing)
 
     out = reduce(
         be,
@@ -255,8 +257,9 @@ def sigmoid_cross_entropy(
     pw = batch.per_label(pos_weight, "pos_weight")
     cw = batch.per_label(class_weight, "class_weight")
 
-    loss = sigmoid_terms(be, batch.z, batch.smoothed(label_smoothing), pw)
     weight = batch.element_weight(cw, sample_weight)
+    z = without_dropped(be, batch.z, weight, batch.valid, rows=False)
+    loss = sigmoid_terms(be, z, batch.smoothed(label_smoothing), pw)
 
     out = reduce(
         be,

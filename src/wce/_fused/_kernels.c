@@ -169,18 +169,19 @@ static INLINE vf vlog1p_unit(vf u) {
     return log_near_one(x, sel(big, SPLAT(1.0f), SPLAT(0.0f)));
 }
 
-/* log(s) for s >= 0 (0 gives -inf, +inf gives +inf, NaN stays NaN): s = f 2^k with
- * f in [sqrt(1/2), sqrt(2)). */
+/* log(s) for s >= 0, subnormal s included (0 gives -inf, +inf gives +inf, NaN
+ * stays NaN): s = f 2^k with f in [sqrt(1/2), sqrt(2)). */
 static INLINE vf vlog(vf s) {
-    vi bits = (vi)s;
+    /* subnormal inputs are scaled by 2^23 into the normal range first */
+    vi sub = s < SPLAT(1.17549435e-38f);
+    vi bits = (vi)sel(sub, s * SPLAT(8388608.0f), s);
     vi k = ((bits >> 23) & SPLATI(0xff)) - SPLATI(126);
     vf f = (vf)((bits & SPLATI(0x007fffff)) | SPLATI(0x3f000000)); /* [0.5, 1) */
     vi small = f < SPLAT(0.70710678118f);
-    vf kf = __builtin_convertvector(k, vf);
+    vf kf = __builtin_convertvector(k, vf) - sel(sub, SPLAT(23.0f), SPLAT(0.0f));
     kf = sel(small, kf - SPLAT(1.0f), kf);
     vf r = log_near_one(sel(small, f + f - SPLAT(1.0f), f - SPLAT(1.0f)), kf);
-    /* subnormal inputs only occur as ratios far below any loss we keep */
-    r = sel(s < SPLAT(1.17549435e-38f), SPLAT(-INFINITY), r);
+    r = sel(s == SPLAT(0.0f), SPLAT(-INFINITY), r);
     r = sel(s == SPLAT(INFINITY), s, r);
     return sel(s != s, s, r);
 }
@@ -718,6 +719,12 @@ static INLINE void sigmoid_rows_f32(SigmoidJob *job) {
                       sel(omq != SPLAT(0.0f), omq * sp_pos, SPLAT(0.0f));
             vf wl = sel(vw != SPLAT(0.0f), vw * loss, SPLAT(0.0f));
             vnum += wl;
+            if (b % FLUSH == FLUSH - 1) { /* float partial sums to double */
+                num += hsum(vnum);
+                den += hsum(vden);
+                vnum = SPLAT(0.0f);
+                vden = SPLAT(0.0f);
+            }
             if (a->den_kind == 2) {
                 vden += vw;
             } else if (a->den_kind == 1) {

@@ -108,6 +108,15 @@ def _check(hidden: Any, weight: Any, bias: Any, labels: Any) -> None:
             f"shape {fmt_shape(weight.shape)}",
             "pass the layer's weight, not its transpose",
         )
+    bad_bias = not isinstance(bias, Tensor) or bias.dtype != hidden.dtype
+    if bias is not None and bad_bias:
+        fail(
+            "bias",
+            f"a PyTorch tensor of the dtype of hidden ({hidden.dtype})",
+            f"dtype {bias.dtype}" if isinstance(bias, Tensor) else type(bias).__name__,
+            "cast the bias like the weight, or pass bias=None",
+            cls=TypeError,
+        )
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         fail(
             "bias",

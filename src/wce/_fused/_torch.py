@@ -67,19 +67,14 @@ def chunk_elements(n: int) -> Iterator[None]:
         CHUNK_ELEMENTS = old
 
 
-#: Whether :func:`dispatch` may take the fused path (see :func:`disabled`).
-ENABLED = True
-
-
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
-    """Send every call down the generic path (for comparisons and tests)."""
-    global ENABLED
-    old, ENABLED = ENABLED, False
-    try:
+    """Send every call of this thread down the generic path (comparisons, tests,
+    the reference rows)."""
+    from . import use_fused_kernels
+
+    with use_fused_kernels(False):
         yield
-    finally:
-        ENABLED = old
 
 
 def _public_switch_on() -> bool:
@@ -122,7 +117,7 @@ def _safe(den: Tensor) -> Tensor:
 def dispatch(loss: str, args: dict[str, Any]) -> Any:
     """The fused loss, or ``NotImplemented`` for the generic path."""
     logits = args["logits"]
-    if not ENABLED or not _public_switch_on():
+    if not _public_switch_on():
         return NotImplemented
     if args.get("axis_name") is not None or args.get("normalizer") is not None:
         return NotImplemented
@@ -168,6 +163,11 @@ class _FusedLoss(torch.autograd.Function):
     ) -> Tensor:
         del logits
         out, grad, factor = compute(True)
+        if inplace and grad is not None:
+            # the compiled kernel wrote the gradient over the logits through a raw
+            # pointer: tell autograd, so that an operation that saved the logits
+            # for its own backward raises instead of reading the gradient
+            torch.autograd.graph.increment_version(grad)
         ctx.inplace = inplace
         ctx.factor = factor
         ctx.axis = axis
@@ -184,20 +184,21 @@ class _FusedLoss(torch.autograd.Function):
                 "derivative (create_graph=True); compute the loss inside "
                 "`with wce.use_fused_kernels(False):` for double backward"
             )
+        if ctx.inplace and ctx.used:  # before the saved buffer's version check
+            raise RuntimeError(
+                "inplace_backward=True keeps the gradient in the logits' buffer "
+                "and supports one backward pass; call the loss again, or use "
+                "inplace_backward=False with retain_graph=True"
+            )
         (grad,) = ctx.saved_tensors
         factor = upstream if ctx.factor is None else upstream * ctx.factor
         if factor.ndim and ctx.axis is not None:
             factor = factor.unsqueeze(ctx.axis)
+        one = factor.ndim == 0 and factor.device.type == "cpu" and float(factor) == 1.0
         if ctx.inplace:
-            if ctx.used:
-                raise RuntimeError(
-                    "inplace_backward=True keeps the gradient in the logits' buffer "
-                    "and supports one backward pass; call the loss again, or use "
-                    "inplace_backward=False with retain_graph=True"
-                )
             ctx.used = True
-            return grad.mul_(factor), None, None, None
-        if factor.ndim == 0 and factor.device.type == "cpu" and float(factor) == 1.0:
+            return (grad if one else grad.mul_(factor)), None, None, None
+        if one:
             return grad, None, None, None
         return (grad * factor).to(grad.dtype), None, None, None
 
@@ -215,7 +216,7 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 
 def _grad_buffer(x2: Tensor, logits: Tensor, inplace: bool) -> Tensor:
     """Where the gradient goes: the logits (in place), a private copy, or new."""
-    if inplace:
+    if inplace and x2.is_contiguous():  # not a view with overlapping entries
         return x2
     shared = x2.untyped_storage().data_ptr() == logits.untyped_storage().data_ptr()
     return torch.empty_like(x2) if shared else x2
@@ -366,6 +367,8 @@ class _Softmax:
                 parts.append(valid.sum().to(self.cdt))
             else:
                 parts.append(torch.tensor(float(e - s), dtype=self.cdt))
+        if not parts:  # no rows
+            return torch.zeros((), dtype=self.cdt, device=self.device)
         return torch.stack(parts).sum().to(self.device)
 
     def run(self, x2: Tensor, grad: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -491,12 +494,13 @@ class _Softmax:
         factor = None
         if self.out is not None:
             return self.out.reshape(self.elem_shape), factor
-        num = torch.stack(self.sums).sum()
+        zero = torch.zeros((), dtype=self.cdt, device=self.device)
+        num = torch.stack(self.sums).sum() if self.sums else zero
         if self.reduction == "sum":
             return num, factor
         den = self.den
         if den is None:
-            den = torch.stack(self.dens).sum()
+            den = torch.stack(self.dens).sum() if self.dens else zero
             factor = 1.0 / _safe(den)
         return num / _safe(den), factor
 
