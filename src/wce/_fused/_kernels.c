@@ -120,15 +120,12 @@ static INLINE float hmax(vf v) {
 }
 
 /* exp(x) for x <= 0 (and NaN): a degree-6 polynomial on [-ln2/2, ln2/2] after
- * x = n ln2 + r, scaled by 2^n in two steps so that results in float32's
- * subnormal range come out right; 0 below the smallest subnormal. */
-static INLINE vf vexp_nonpos(vf x) {
-    const vf lo = SPLAT(-104.0f), magic = SPLAT(12582912.0f);
-    vi under = x < lo;
-    vf xc = sel(under, lo, x);
-    vf t = xc * SPLAT(1.44269504088896341f) + magic;
+ * x = n ln2 + r. `exp_poly` returns exp(r) and n. */
+static INLINE vf exp_poly(vf x, vi *n_out) {
+    const vf magic = SPLAT(12582912.0f);
+    vf t = x * SPLAT(1.44269504088896341f) + magic;
     vf n = t - magic;
-    vf r = xc - n * SPLAT(0.693359375f);
+    vf r = x - n * SPLAT(0.693359375f);
     r = r - n * SPLAT(-2.12194440e-4f);
     vf p = SPLAT(1.9875691500e-4f);
     p = p * r + SPLAT(1.3981999507e-3f);
@@ -136,12 +133,26 @@ static INLINE vf vexp_nonpos(vf x) {
     p = p * r + SPLAT(4.1665795894e-2f);
     p = p * r + SPLAT(1.6666665459e-1f);
     p = p * r + SPLAT(5.0000001201e-1f);
-    vf y = p * r * r + r + SPLAT(1.0f);
-    vi k = (vi)t - (vi)magic;          /* n, in [-150, 0] */
-    vi k1 = k >> 1, k2 = k - k1;       /* each >= -75: normal powers of two */
-    y = y * (vf)((k1 + SPLATI(127)) << 23);
-    y = y * (vf)((k2 + SPLATI(127)) << 23);
+    *n_out = (vi)t - (vi)magic;
+    return p * r * r + r + SPLAT(1.0f);
+}
+
+/* exp(x) for every x <= 0: results in float32's subnormal range come out right
+ * (2^n taken as 2^(n + 64) 2^-64), 0 below the smallest subnormal. */
+static INLINE vf vexp_nonpos(vf x) {
+    const vf lo = SPLAT(-104.0f);
+    vi under = x < lo;
+    vi n;
+    vf y = exp_poly(sel(under, lo, x), &n);
+    y = y * (vf)((n + SPLATI(127 + 64)) << 23) * SPLAT(5.42101086e-20f);
     return sel(under, SPLAT(0.0f), y);
+}
+
+/* exp(x) for -87 <= x <= 0 only (results normal): no range handling. */
+static INLINE vf vexp_normal(vf x) {
+    vi n;
+    vf y = exp_poly(x, &n);
+    return y * (vf)((n + SPLATI(127)) << 23);
 }
 
 /* log(1 + x) + k ln 2 for x in [sqrt(1/2) - 1, sqrt(2) - 1]: a degree-9 polynomial,
@@ -317,19 +328,24 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             continue;
         }
         /* pass 1: the maximum, and whether the row holds a NaN */
-        vf vm = SPLAT(-INFINITY);
+        vf vm = SPLAT(-INFINITY), vlo = SPLAT(INFINITY);
         vi vnan = SPLATI(0);
         for (int64_t b = 0; b < nb; b++) {
             vf v = load(x + b * W);
             vm = sel(v > vm, v, vm);
+            vlo = sel(v < vlo, v, vlo);
             vnan |= v != v;
         }
         if (tail) {
             vf v = load_part(x + nb * W, tail, -INFINITY);
+            vf v2 = load_part(x + nb * W, tail, INFINITY);
             vm = sel(v > vm, v, vm);
+            vlo = sel(v2 < vlo, v2, vlo);
             vnan |= v != v;
         }
         float m = hmax(vm);
+        /* every x_j - m within float32's normal exp range: the cheaper exp */
+        const int normal = -hmax(-vlo) - m >= -87.0f;
         int any_nan = 0;
         for (int k = 0; k < W; k++) any_nan |= vnan[k] != 0;
         if (!isfinite(m) || any_nan) {
@@ -358,7 +374,8 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             for (; b + 1 < b1; b += 2) {
                 __builtin_prefetch(xn + b * W, 0, 3);
                 vf d0 = load(x + b * W) - vmm, d1 = load(x + (b + 1) * W) - vmm;
-                vf e0 = vexp_nonpos(d0), e1 = vexp_nonpos(d1);
+                vf e0 = normal ? vexp_normal(d0) : vexp_nonpos(d0);
+                vf e1 = normal ? vexp_normal(d1) : vexp_nonpos(d1);
                 if (g) {
                     store(g + b * W, e0);
                     store(g + (b + 1) * W, e1);
@@ -369,7 +386,7 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             }
             if (b < b1) {
                 vf d0 = load(x + b * W) - vmm;
-                vf e0 = vexp_nonpos(d0);
+                vf e0 = normal ? vexp_normal(d0) : vexp_nonpos(d0);
                 if (g) store(g + b * W, e0);
                 acc += sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), e0);
                 if (smooth) sx += d0;
@@ -449,14 +466,19 @@ static INLINE void softmax_small_f32(SoftmaxJob *job) {
         memcpy(&valid, keep_row, sizeof valid);
         memcpy(&vy, yl, sizeof vy);
         /* max, argmax (first), NaN */
-        vf m = SPLAT(-INFINITY);
+        vf m = SPLAT(-INFINITY), lo = SPLAT(INFINITY);
         vi pred = SPLATI(0), nan = SPLATI(0);
         for (int64_t j = 0; j < c; j++) {
             vi gt = X[j] > m;
             m = sel(gt, X[j], m);
+            lo = sel(X[j] < lo, X[j], lo);
             pred = (gt & SPLATI((int32_t)j)) | (~gt & pred);
             nan |= X[j] != X[j];
         }
+        /* every x - m of the eight rows within float32's normal exp range */
+        vi in_range = lo - m >= SPLAT(-87.0f);
+        int normal = 1;
+        for (int k = 0; k < W; k++) normal &= in_range[k] != 0;
         vi bad = valid & (nan | ~(m < vinf) | ~(m > -vinf));
         for (int64_t k = 0; k < nr; k++)
             if (bad[k]) note_bad(a, r + k);
@@ -475,7 +497,7 @@ static INLINE void softmax_small_f32(SoftmaxJob *job) {
         for (int64_t j = 0; j < c; j++) {
             vf xm = X[j] - m;
             sumx_m += xm;
-            vf e = vexp_nonpos(xm);
+            vf e = normal ? vexp_normal(xm) : vexp_nonpos(xm);
             vi isy = vy == SPLATI((int32_t)j);
             ey = sel(isy, e, ey);
             dy = sel(isy, xm, dy);
