@@ -312,6 +312,26 @@ static INLINE void put_out(const SoftmaxArgs *a, int64_t i, double v, int dtype)
 
 /* -- float32 rows ----------------------------------------------------------- */
 #define FLUSH 64 /* blocks of W classes summed in float before going to double */
+
+/* sum_{j != y} e_j of a row of exponentials, float partial sums flushed to double */
+static INLINE double sum_except(const float *e, int64_t c, int64_t y) {
+    const int64_t nb = c / W, tail = c - nb * W;
+    const vi iota = (vi){0, 1, 2, 3, 4, 5, 6, 7}, vy = SPLATI((int32_t)y);
+    double total = 0.0;
+    for (int64_t b0 = 0; b0 < nb; b0 += FLUSH) {
+        const int64_t b1 = b0 + FLUSH < nb ? b0 + FLUSH : nb;
+        vf acc = SPLAT(0.0f);
+        for (int64_t b = b0; b < b1; b++)
+            acc += sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), load(e + b * W));
+        total += hsum(acc);
+    }
+    if (tail) {
+        vf v = load_part(e + nb * W, tail, 0.0f);
+        total += hsum(sel(iota + SPLATI((int32_t)(nb * W)) == vy, SPLAT(0.0f), v));
+    }
+    return total;
+}
+
 static INLINE void softmax_rows_f32(SoftmaxJob *job) {
     SoftmaxArgs *a = job->a;
     const int64_t c = a->classes;
@@ -328,27 +348,24 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             continue;
         }
         /* pass 1: the maximum, and whether the row holds a NaN */
-        vf vm = SPLAT(-INFINITY), vlo = SPLAT(INFINITY);
-        vi vnan = SPLATI(0);
+        vf vm = SPLAT(-INFINITY), vlo = SPLAT(INFINITY), vsum = SPLAT(0.0f);
         for (int64_t b = 0; b < nb; b++) {
             vf v = load(x + b * W);
             vm = sel(v > vm, v, vm);
             vlo = sel(v < vlo, v, vlo);
-            vnan |= v != v;
+            vsum += v; /* NaN if the row holds one (or both infinities) */
         }
         if (tail) {
             vf v = load_part(x + nb * W, tail, -INFINITY);
             vf v2 = load_part(x + nb * W, tail, INFINITY);
             vm = sel(v > vm, v, vm);
             vlo = sel(v2 < vlo, v2, vlo);
-            vnan |= v != v;
+            vsum += load_part(x + nb * W, tail, 0.0f);
         }
         float m = hmax(vm);
         /* every x_j - m within float32's normal exp range: the cheaper exp */
         const int normal = -hmax(-vlo) - m >= -87.0f;
-        int any_nan = 0;
-        for (int k = 0; k < W; k++) any_nan |= vnan[k] != 0;
-        if (!isfinite(m) || any_nan) {
+        if (!isfinite(m) || isnan(hsum(vsum))) {
             note_bad(a, i);
             continue;
         }
@@ -380,15 +397,20 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
                     store(g + b * W, e0);
                     store(g + (b + 1) * W, e1);
                 }
-                acc += sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), e0);
-                acc2 += sel(iota + SPLATI((int32_t)((b + 1) * W)) == vy, SPLAT(0.0f), e1);
+                if (!g) { /* no copy of e to take e_y from: leave it out here */
+                    e0 = sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), e0);
+                    e1 = sel(iota + SPLATI((int32_t)((b + 1) * W)) == vy, SPLAT(0.0f), e1);
+                }
+                acc += e0;
+                acc2 += e1;
                 if (smooth) sx += d0 + d1;
             }
             if (b < b1) {
                 vf d0 = load(x + b * W) - vmm;
                 vf e0 = normal ? vexp_normal(d0) : vexp_nonpos(d0);
                 if (g) store(g + b * W, e0);
-                acc += sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), e0);
+                if (!g) e0 = sel(iota + SPLATI((int32_t)(b * W)) == vy, SPLAT(0.0f), e0);
+                acc += e0;
                 if (smooth) sx += d0;
             }
             others += hsum(acc + acc2);
@@ -398,8 +420,15 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             vf d0 = load_part(x + nb * W, tail, -INFINITY) - vmm;
             vf e = vexp_nonpos(d0);
             if (g) store_part(g + nb * W, e, tail);
-            others += hsum(sel(iota + SPLATI((int32_t)(nb * W)) == vy, SPLAT(0.0f), e));
+            if (!g) e = sel(iota + SPLATI((int32_t)(nb * W)) == vy, SPLAT(0.0f), e);
+            others += hsum(e);
             if (smooth) sumx_m += hsum(sel(iota < SPLATI((int32_t)tail), d0, SPLAT(0.0f)));
+        }
+        if (g) {
+            /* others held every e_j: take e_y out, exactly by a second sum over the
+             * (cached) exponentials when e_y is at least half of the total */
+            double eyf = (double)g[y];
+            others = eyf * 2.0 >= others ? sum_except(g, c, y) : others - eyf;
         }
         double ey = exp(dy);
         double total = ey + others;
