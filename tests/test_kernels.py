@@ -238,6 +238,80 @@ def test_sigmoid_groups_of_short_rows(shape: tuple[int, int], red: str) -> None:
     _close_to_float64(fn, z)
 
 
+@pytest.mark.parametrize("k", [1, 8, 9, 16, 17, 24, 40, 4100])
+def test_sigmoid_blocks_with_and_without_extreme_logits(k: int) -> None:
+    # Blocks whose logits all stay within |z| <= 87 take a short form, the others
+    # (and a pair of blocks holding one) the general one; scatter extreme logits
+    # over every lane position so that both forms, and their mix, meet the
+    # float64 reference. Rows of k labels are grouped, so k = 1 and 9 also leave
+    # tails behind pairs of blocks.
+    n = max(2, 8192 // k)
+    z = torch.randn(n, k) * 4
+    hit = torch.rand(n, k) < 0.02
+    z[hit] = torch.tensor([86.9, -86.9, 87.5, -87.5, 95.0, -120.0])[
+        torch.randint(0, 6, (int(hit.sum()),))
+    ]
+    t = torch.rand(n, k).round()
+    pw = torch.rand(k) * 3 + 0.5
+
+    def fn(a: Tensor) -> Tensor:
+        return wce.sigmoid_cross_entropy(
+            a, t.to(a.dtype), pos_weight=pw.to(a.dtype), reduction="none"
+        )
+
+    lf, gf = _grad(fn, z, fused=True)
+    lr, gr = _grad(fn, z.double(), fused=False)
+    torch.testing.assert_close(lf.double(), lr, rtol=2e-6, atol=1e-40)
+    torch.testing.assert_close(gf.double(), gr, rtol=2e-6, atol=1e-40)
+
+
+@pytest.mark.parametrize("special", [float("inf"), float("-inf"), float("nan")])
+def test_sigmoid_non_finite_logits_next_to_ordinary_ones(special: float) -> None:
+    z = torch.randn(64, 24)
+    z[5, 3] = special
+    z[40, 17] = special
+    t = torch.rand(64, 24).round()
+    w = torch.ones(64, 24)
+    w[40, 17] = 0.0  # a label that weighs nothing: zero loss and gradient
+
+    def fn(a: Tensor) -> Tensor:
+        return wce.sigmoid_cross_entropy(
+            a, t.to(a.dtype), sample_weight=w.to(a.dtype), reduction="none"
+        )
+
+    lf, gf = _grad(fn, z, fused=True)
+    lr, gr = _grad(fn, z.double(), fused=False)
+    torch.testing.assert_close(lf.double(), lr, rtol=2e-6, atol=1e-7, equal_nan=True)
+    torch.testing.assert_close(gf.double(), gr, rtol=2e-6, atol=1e-7, equal_nan=True)
+    assert float(lf[40, 17]) == 0.0 and float(gf[40, 17]) == 0.0
+    # the neighbours of the special logit are ordinary numbers
+    assert bool(torch.isfinite(lf[5, :3]).all()) and bool(torch.isfinite(gf[5, 4:]).all())
+
+
+@pytest.mark.parametrize("huge", [True, False])
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_fresh_gradient_buffers_with_and_without_huge_pages(
+    loss: str, huge: bool
+) -> None:
+    # gradients of 8 MiB: a fresh mapping, advised for huge pages or mapped by
+    # each thread in one call; either way the values are the reference's
+    n, c = 4096, 512
+    x = torch.randn(n, c) * 3
+    y = torch.randint(0, c, (n,))
+    t = (torch.rand(n, c) < 0.2).float()
+
+    def fn(a: Tensor) -> Tensor:
+        if loss == "softmax":
+            return wce.softmax_cross_entropy(a, y, reduction="sum")
+        return wce.sigmoid_cross_entropy(a, t.to(a.dtype), reduction="sum")
+
+    _native.use_hugepages(huge)
+    try:
+        _close_to_float64(fn, x)
+    finally:
+        _native.use_hugepages(True)
+
+
 def test_sigmoid_labels_of_other_dtypes_are_read_as_float() -> None:
     z = torch.randn(33, 5)
     t = torch.rand(33, 5) < 0.4

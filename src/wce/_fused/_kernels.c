@@ -45,26 +45,62 @@
 #define INLINE inline __attribute__((always_inline))
 
 /* A gradient buffer fresh from the allocator is mapped page by page as the kernel
- * first writes it, one page fault per 4 KiB. When its first page is not mapped
- * yet, each thread asks the kernel to map its own part in one call first
- * (MADV_POPULATE_WRITE, Linux 5.14; elsewhere a no-op), which is cheaper than
- * taking the faults one by one. */
+ * first writes it: one page fault, and one 4 KiB page zeroed, per 4 KiB. Before
+ * the threads start, such a buffer (its first page not mapped yet, at least 4 MiB)
+ * is advised for transparent huge pages (MADV_HUGEPAGE; Linux with THP in
+ * "always" or "madvise" mode), so that the threads' first writes map it 2 MiB at a
+ * time, in parallel. Where that advice is refused, each thread asks the kernel to
+ * map its own part in one call instead (MADV_POPULATE_WRITE, Linux 5.14),
+ * cheaper than taking the faults one by one. Elsewhere both are no-ops. */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-#define POPULATE_MIN_BYTES ((int64_t)1 << 22)
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#define FRESH_MIN_BYTES ((int64_t)1 << 22)
+#define PAGE ((uintptr_t)4096)
+
+/* whether [p, p + bytes) is a large buffer whose first full page is not mapped */
+static int is_fresh(const void *p, int64_t bytes) {
+#if defined(__linux__)
+    if (bytes < FRESH_MIN_BYTES) return 0;
+    uintptr_t lo = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
+    unsigned char resident = 0;
+    /* pages the allocator reuses are already there */
+    return mincore((void *)lo, PAGE, &resident) == 0 && !(resident & 1);
+#else
+    (void)p;
+    (void)bytes;
+    return 0;
+#endif
+}
+
+/* Whether fresh gradient buffers are advised for huge pages (wce_use_hugepages). */
+static int hugepages = 1;
+
+void wce_use_hugepages(int on) { hugepages = on != 0; }
+
+/* The advice for a gradient buffer before the threads write it. Returns whether
+ * the threads should still map their parts themselves (see populate). */
+static int advise_grad(void *grad, const void *x, int64_t bytes) {
+    if (!grad || grad == x || !is_fresh(grad, bytes)) return 0;
+#if defined(__linux__)
+    uintptr_t lo = ((uintptr_t)grad + PAGE - 1) & ~(PAGE - 1);
+    uintptr_t hi = ((uintptr_t)grad + (uintptr_t)bytes) & ~(PAGE - 1);
+    if (hugepages && hi > lo && madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0) return 0;
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 static void populate(void *p, int64_t bytes) {
 #if defined(__linux__)
-    if (bytes < POPULATE_MIN_BYTES) return;
-    const uintptr_t page = 4096;
-    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)p + (uintptr_t)bytes) & ~(page - 1);
-    if (hi <= lo) return;
-    /* only a fresh mapping: pages the allocator reuses are already there */
-    unsigned char resident = 0;
-    if (mincore((void *)lo, page, &resident) == 0 && (resident & 1)) return;
-    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+    if (!is_fresh(p, bytes)) return;
+    uintptr_t lo = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
+    uintptr_t hi = ((uintptr_t)p + (uintptr_t)bytes) & ~(PAGE - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 #else
     (void)p;
     (void)bytes;
@@ -127,14 +163,14 @@ static INLINE vf exp_poly(vf x, vi *n_out) {
     vf n = t - magic;
     vf r = x - n * SPLAT(0.693359375f);
     r = r - n * SPLAT(-2.12194440e-4f);
-    vf p = SPLAT(1.9875691500e-4f);
-    p = p * r + SPLAT(1.3981999507e-3f);
-    p = p * r + SPLAT(8.3334519073e-3f);
-    p = p * r + SPLAT(4.1665795894e-2f);
-    p = p * r + SPLAT(1.6666665459e-1f);
-    p = p * r + SPLAT(5.0000001201e-1f);
+    /* Estrin's scheme: the three pairs of coefficients in parallel */
+    vf r2 = r * r;
+    vf a0 = r * SPLAT(1.6666665459e-1f) + SPLAT(5.0000001201e-1f);
+    vf a1 = r * SPLAT(8.3334519073e-3f) + SPLAT(4.1665795894e-2f);
+    vf a2 = r * SPLAT(1.9875691500e-4f) + SPLAT(1.3981999507e-3f);
+    vf p = (a2 * r2 + a1) * r2 + a0;
     *n_out = (vi)t - (vi)magic;
-    return p * r * r + r + SPLAT(1.0f);
+    return p * r2 + r + SPLAT(1.0f);
 }
 
 /* exp(x) for every x <= 0: results in float32's subnormal range come out right
@@ -156,18 +192,18 @@ static INLINE vf vexp_normal(vf x) {
 }
 
 /* log(1 + x) + k ln 2 for x in [sqrt(1/2) - 1, sqrt(2) - 1]: a degree-9 polynomial,
- * ln 2 split in two parts so that k ln 2 adds no rounding. */
+ * ln 2 split in two parts so that k ln 2 adds no rounding. The polynomial is
+ * evaluated in Estrin's scheme (pairs of coefficients, then powers x^2 and x^4):
+ * a dependency chain of four multiply-adds instead of Horner's nine. */
 static INLINE vf log_near_one(vf x, vf kf) {
-    vf z = x * x;
-    vf p = SPLAT(7.0376836292e-2f);
-    p = p * x + SPLAT(-1.1514610310e-1f);
-    p = p * x + SPLAT(1.1676998740e-1f);
-    p = p * x + SPLAT(-1.2420140846e-1f);
-    p = p * x + SPLAT(1.4249322787e-1f);
-    p = p * x + SPLAT(-1.6668057665e-1f);
-    p = p * x + SPLAT(2.0000714765e-1f);
-    p = p * x + SPLAT(-2.4999993993e-1f);
-    p = p * x + SPLAT(3.3333331174e-1f);
+    vf z = x * x, z2 = z * z;
+    vf a0 = x * SPLAT(-2.4999993993e-1f) + SPLAT(3.3333331174e-1f);
+    vf a1 = x * SPLAT(-1.6668057665e-1f) + SPLAT(2.0000714765e-1f);
+    vf a2 = x * SPLAT(-1.2420140846e-1f) + SPLAT(1.4249322787e-1f);
+    vf a3 = x * SPLAT(-1.1514610310e-1f) + SPLAT(1.1676998740e-1f);
+    vf b0 = a1 * z + a0;
+    vf b1 = a3 * z + a2;
+    vf p = (z2 * SPLAT(7.0376836292e-2f) + b1) * z2 + b0;
     vf y = p * x * z + kf * SPLAT(-2.12194440e-4f) - SPLAT(0.5f) * z;
     return x + y + kf * SPLAT(0.693359375f);
 }
@@ -242,7 +278,8 @@ typedef struct {
     SoftmaxArgs *a;
     int64_t r0, r1;
     double num, den;
-    int dtype; /* 0 float32, 1 float64 */
+    int dtype;    /* 0 float32, 1 float64 */
+    int populate; /* map the rows' part of a fresh gradient buffer first */
 } SoftmaxJob;
 
 static void note_bad(SoftmaxArgs *a, int64_t i) {
@@ -658,9 +695,9 @@ typedef void (*rows_fn)(void *job);
 
 /* One thread's part: map a fresh gradient buffer, then the rows in the precision
  * and the build (AVX2 + FMA or baseline) that fit. */
-static void run_rows(void *job, void *grad, const void *x, int64_t r0, int64_t r1,
+static void run_rows(void *job, void *grad, int populate_part, int64_t r0, int64_t r1,
                      int64_t width, int dtype, rows_fn f64, rows_fn base, rows_fn avx2) {
-    if (grad && grad != x) {
+    if (populate_part) {
         int64_t es = dtype ? 8 : 4;
         populate((char *)grad + r0 * width * es, (r1 - r0) * width * es);
     }
@@ -681,7 +718,7 @@ static void run_rows(void *job, void *grad, const void *x, int64_t r0, int64_t r
 static void *softmax_job(void *p) {
     SoftmaxJob *job = (SoftmaxJob *)p;
     SoftmaxArgs *a = job->a;
-    run_rows(job, a->grad, a->x, job->r0, job->r1, a->classes, job->dtype,
+    run_rows(job, a->grad, job->populate, job->r0, job->r1, a->classes, job->dtype,
              softmax_rows_f64, softmax_rows_f32_base, AVX2_OR_NULL(softmax_rows_f32_avx2));
     return NULL;
 }
@@ -714,19 +751,135 @@ typedef struct {
     int64_t r0, r1;
     double num, den;
     int dtype;
+    int populate;
 } SigmoidJob;
 
 #define AT(ptr, k) (((const float *)(ptr))[k])
+
+/* whether any lane of a comparison mask is set */
+static INLINE int any_lane(vi m) {
+    uint64_t part[W / 2];
+    memcpy(part, &m, sizeof m);
+    return (part[0] | part[1] | part[2] | part[3]) != 0;
+}
+
+/* The fast form of a block of W labels where every |z| <= 87: exp(-|z|) is a
+ * normal float and every term is finite, so the loss and gradient need no range
+ * handling and no guards against 0 * inf. Returns the weighted losses; the
+ * gradient (times `scale`) goes to *grad_out. */
+static INLINE vf sigmoid_fast(vf vz, vf pq, vf omq, vf vw, float scale, vf *grad_out) {
+    vf az = (vf)((vi)vz & SPLATI(0x7fffffff));
+    vi pos = vz >= SPLAT(0.0f);
+    vf zp = (vf)((vi)vz & (vz > SPLAT(0.0f))); /* max(z, 0) */
+    vf zn = az - zp;                             /* max(-z, 0) */
+    vf e = vexp_normal(-az);
+    vf l1p = vlog1p_unit(e);
+    /* (P q + 1 - q) sigmoid(z) - P q as one fraction: no cancellation of
+     * sigmoid(z) against 1 in the tails */
+    vf num = omq * sel(pos, SPLAT(1.0f), e) - pq * sel(pos, e, SPLAT(1.0f));
+    *grad_out = num / (SPLAT(1.0f) + e) * (vw * SPLAT(scale));
+    /* P q softplus(-z) + (1 - q) softplus(z) */
+    return vw * (pq * (zn + l1p) + omq * (zp + l1p));
+}
+
+/* The general form: a term with a zero coefficient is left out, so saturated and
+ * infinite logits give 0, not NaN; subnormal exponentials stay exact; labels
+ * that weigh nothing get a zero gradient, a NaN logit included. */
+static INLINE vf sigmoid_general(vf vz, vf pq, vf omq, vf vw, float scale, vf *grad_out) {
+    vf az = (vf)((vi)vz & SPLATI(0x7fffffff));
+    vi pos = vz >= SPLAT(0.0f);
+    vf zp = sel(vz > SPLAT(0.0f), vz, SPLAT(0.0f));
+    vf zn = sel(vz < SPLAT(0.0f), -vz, SPLAT(0.0f));
+    vf e = vexp_nonpos(-az);
+    vf l1p = vlog1p_unit(e);
+    vf loss = sel(pq != SPLAT(0.0f), pq * (zn + l1p), SPLAT(0.0f)) +
+              sel(omq != SPLAT(0.0f), omq * (zp + l1p), SPLAT(0.0f));
+    vf num = omq * sel(pos, SPLAT(1.0f), e) - pq * sel(pos, e, SPLAT(1.0f));
+    vi live = vw != SPLAT(0.0f);
+    *grad_out = sel(live, num / (SPLAT(1.0f) + e) * (vw * SPLAT(scale)), SPLAT(0.0f));
+    return sel(live, vw * loss, SPLAT(0.0f));
+}
+
+/* whether every lane of z has |z| <= 87 (false for a NaN) */
+static INLINE int moderate(vf vz) {
+    vf az = (vf)((vi)vz & SPLATI(0x7fffffff));
+    return !any_lane(~(az <= SPLAT(87.0f)));
+}
+
+/* The inputs of one block of n <= W labels of row i, from column j: logits,
+ * P q, 1 - q, weights (0 past the end and where the label is ignored), and which
+ * lanes count for the "mean" denominator. */
+typedef struct {
+    vf z, pq, omq, w, counted;
+} SigmoidIn;
+
+static INLINE SigmoidIn sigmoid_load(const SigmoidArgs *a, const float *z, const float *t,
+                                     const float *ew, float rw, int64_t j, int64_t n,
+                                     float eps, float half_eps, float ign) {
+    SigmoidIn in;
+    vf vt, vp = SPLAT(1.0f), vw = SPLAT(rw), one = SPLAT(1.0f);
+    if (n == W) {
+        in.z = load(z + j);
+        vt = load(t + j);
+        if (a->pos_weight) vp = load((const float *)a->pos_weight + j);
+        if (a->col_weight) vw *= load((const float *)a->col_weight + j);
+        if (ew) vw *= load(ew + j);
+    } else {
+        float ones[W];
+        for (int q = 0; q < W; q++) ones[q] = 1.0f;
+        in.z = load_part(z + j, n, 0.0f);
+        vt = load_part(t + j, n, 0.0f);
+        if (a->pos_weight) vp = load_part((const float *)a->pos_weight + j, n, 1.0f);
+        if (a->col_weight) vw *= load_part((const float *)a->col_weight + j, n, 0.0f);
+        if (ew) vw *= load_part(ew + j, n, 0.0f);
+        /* lanes past the end weigh nothing and do not count */
+        one = load_part(ones, n, 0.0f);
+        vw *= one;
+    }
+    if (a->has_ignore) {
+        vi valid = vt != SPLAT(ign);
+        vt = sel(valid, vt, SPLAT(0.0f));
+        vw = sel(valid, vw, SPLAT(0.0f));
+        one = sel(valid, one, SPLAT(0.0f));
+    }
+    vf q = vt * SPLAT(1.0f - eps) + SPLAT(half_eps);
+    in.pq = vp * q;
+    in.omq = SPLAT(1.0f) - q;
+    in.w = vw;
+    in.counted = one;
+    return in;
+}
+
+static INLINE void put_block(float *p, int64_t j, int64_t n, vf v) {
+    if (!p) return;
+    if (n == W)
+        store(p + j, v);
+    else
+        store_part(p + j, v, n);
+}
 
 static INLINE void sigmoid_rows_f32(SigmoidJob *job) {
     SigmoidArgs *a = job->a;
     const int64_t k = a->cols, nb = k / W, tail = k - nb * W;
     const float eps = (float)a->eps, half_eps = (float)(a->eps / 2.0);
-    const float ign = (float)a->ignore_value;
+    const float ign = (float)a->ignore_value, scale = (float)a->scale;
     vf vnum = SPLAT(0.0f), vden = SPLAT(0.0f);
     double num = 0.0, den = 0.0;
-    float ones[W];
-    for (int q = 0; q < W; q++) ones[q] = 1.0f;
+    int64_t pending = 0; /* blocks summed in the float accumulators */
+#define SIGMOID_ACCOUNT(in, wl)                                                 \
+    do {                                                                       \
+        vnum += (wl);                                                          \
+        if (a->den_kind == 2)                                                  \
+            vden += (in).w;                                                    \
+        else if (a->den_kind == 1)                                             \
+            vden += (in).counted;                                              \
+        if (++pending >= FLUSH) { /* float partial sums to double */           \
+            num += hsum(vnum);                                                 \
+            den += hsum(vden);                                                 \
+            vnum = vden = SPLAT(0.0f);                                         \
+            pending = 0;                                                       \
+        }                                                                      \
+    } while (0)
     for (int64_t i = job->r0; i < job->r1; i++) {
         const float *z = (const float *)a->z + i * k;
         const float *t = (const float *)a->t + i * k;
@@ -734,79 +887,45 @@ static INLINE void sigmoid_rows_f32(SigmoidJob *job) {
         float *o = a->out ? (float *)a->out + i * k : NULL;
         const float rw = a->row_weight ? AT(a->row_weight, i) : 1.0f;
         const float *ew = a->elem_weight ? (const float *)a->elem_weight + i * k : NULL;
-        for (int64_t b = 0; b <= nb; b++) {
+        int64_t b = 0;
+        /* two blocks at a time: two independent exp -> log1p -> divide chains
+         * for the out-of-order core to overlap */
+        for (; b + 2 <= nb; b += 2) {
+            const int64_t j = b * W;
+            SigmoidIn u = sigmoid_load(a, z, t, ew, rw, j, W, eps, half_eps, ign);
+            SigmoidIn v = sigmoid_load(a, z, t, ew, rw, j + W, W, eps, half_eps, ign);
+            vf gu, gv, lu, lv;
+            if (moderate(u.z) & moderate(v.z)) {
+                lu = sigmoid_fast(u.z, u.pq, u.omq, u.w, scale, &gu);
+                lv = sigmoid_fast(v.z, v.pq, v.omq, v.w, scale, &gv);
+            } else {
+                lu = sigmoid_general(u.z, u.pq, u.omq, u.w, scale, &gu);
+                lv = sigmoid_general(v.z, v.pq, v.omq, v.w, scale, &gv);
+            }
+            SIGMOID_ACCOUNT(u, lu);
+            SIGMOID_ACCOUNT(v, lv);
+            put_block(o, j, W, lu);
+            put_block(o, j + W, W, lv);
+            put_block(g, j, W, gu);
+            put_block(g, j + W, W, gv);
+        }
+        for (; b <= nb; b++) {
             const int64_t j = b * W, n = b < nb ? W : tail;
             if (n == 0) break;
-            vf vz, vt, vp = SPLAT(1.0f), vw = SPLAT(rw);
-            if (n == W) {
-                vz = load(z + j);
-                vt = load(t + j);
-                if (a->pos_weight) vp = load((const float *)a->pos_weight + j);
-                if (a->col_weight) vw *= load((const float *)a->col_weight + j);
-                if (ew) vw *= load(ew + j);
-            } else {
-                vz = load_part(z + j, n, 0.0f);
-                vt = load_part(t + j, n, 0.0f);
-                if (a->pos_weight) vp = load_part((const float *)a->pos_weight + j, n, 1.0f);
-                if (a->col_weight) vw *= load_part((const float *)a->col_weight + j, n, 0.0f);
-                if (ew) vw *= load_part(ew + j, n, 0.0f);
-                /* lanes past the end weigh nothing */
-                vw *= load_part(ones, n, 0.0f);
-            }
-            vi valid = SPLATI(-1);
-            if (a->has_ignore) {
-                valid = vt != SPLAT(ign);
-                vt = sel(valid, vt, SPLAT(0.0f));
-                vw = sel(valid, vw, SPLAT(0.0f));
-            }
-            vf q = vt * SPLAT(1.0f - eps) + SPLAT(half_eps);
-            vf pq = vp * q, omq = SPLAT(1.0f) - q;
-            vf az = sel(vz < SPLAT(0.0f), -vz, vz);
-            vf e = vexp_nonpos(-az);
-            vf l1p = vlog1p_unit(e);
-            vf sp_pos = sel(vz > SPLAT(0.0f), vz, SPLAT(0.0f)) + l1p;   /* softplus(z) */
-            vf sp_neg = sel(vz < SPLAT(0.0f), -vz, SPLAT(0.0f)) + l1p;  /* softplus(-z) */
-            vf loss = sel(pq != SPLAT(0.0f), pq * sp_neg, SPLAT(0.0f)) +
-                      sel(omq != SPLAT(0.0f), omq * sp_pos, SPLAT(0.0f));
-            vf wl = sel(vw != SPLAT(0.0f), vw * loss, SPLAT(0.0f));
-            vnum += wl;
-            if (b % FLUSH == FLUSH - 1) { /* float partial sums to double */
-                num += hsum(vnum);
-                den += hsum(vden);
-                vnum = SPLAT(0.0f);
-                vden = SPLAT(0.0f);
-            }
-            if (a->den_kind == 2) {
-                vden += vw;
-            } else if (a->den_kind == 1) {
-                vf one = n == W ? SPLAT(1.0f) : load_part(ones, n, 0.0f);
-                vden += sel(valid, one, SPLAT(0.0f));
-            }
-            if (o) {
-                if (n == W)
-                    store(o + j, wl);
-                else
-                    store_part(o + j, wl, n);
-            }
-            if (g) {
-                /* (P q + 1 - q) sigmoid(z) - P q as one fraction: no cancellation
-                 * of sigmoid(z) against 1 in the tails */
-                vi pos = vz >= SPLAT(0.0f);
-                vf num = omq * sel(pos, SPLAT(1.0f), e) - pq * sel(pos, e, SPLAT(1.0f));
-                vf coef = vw * SPLAT((float)a->scale);
-                vf gr = sel(vw != SPLAT(0.0f), num / (SPLAT(1.0f) + e) * coef, SPLAT(0.0f));
-                if (n == W)
-                    store(g + j, gr);
-                else
-                    store_part(g + j, gr, n);
-            }
+            SigmoidIn u = sigmoid_load(a, z, t, ew, rw, j, n, eps, half_eps, ign);
+            vf gu, lu;
+            if (moderate(u.z))
+                lu = sigmoid_fast(u.z, u.pq, u.omq, u.w, scale, &gu);
+            else
+                lu = sigmoid_general(u.z, u.pq, u.omq, u.w, scale, &gu);
+            SIGMOID_ACCOUNT(u, lu);
+            put_block(o, j, n, lu);
+            put_block(g, j, n, gu);
         }
-        /* flush the float accumulators every row to keep the sum in double */
-        num += hsum(vnum);
-        den += hsum(vden);
-        vnum = SPLAT(0.0f);
-        vden = SPLAT(0.0f);
     }
+#undef SIGMOID_ACCOUNT
+    num += hsum(vnum);
+    den += hsum(vden);
     job->num = num;
     job->den = den;
 }
@@ -864,7 +983,7 @@ WCE_AVX2 static void sigmoid_rows_f32_avx2(void *p) { sigmoid_rows_f32((SigmoidJ
 static void *sigmoid_job(void *p) {
     SigmoidJob *job = (SigmoidJob *)p;
     SigmoidArgs *a = job->a;
-    run_rows(job, a->grad, a->z, job->r0, job->r1, a->cols, job->dtype,
+    run_rows(job, a->grad, job->populate, job->r0, job->r1, a->cols, job->dtype,
              sigmoid_rows_f64, sigmoid_rows_f32_base, AVX2_OR_NULL(sigmoid_rows_f32_avx2));
     return NULL;
 }
@@ -934,7 +1053,7 @@ static int64_t threads_for(int64_t rows, int64_t cols, int32_t want) {
     return n;
 }
 
-#define RUN_JOBS(JobT, fn, args, dtype_, cols)                                     \
+#define RUN_JOBS(JobT, fn, args, dtype_, cols, populate_)                          \
     do {                                                                           \
         int64_t nt = threads_for((args)->rows, (cols), (args)->nthreads);          \
         JobT jobs[MAX_THREADS];                                                    \
@@ -946,6 +1065,7 @@ static int64_t threads_for(int64_t rows, int64_t cols, int32_t want) {
             jobs[q].r1 = r + len;                                                  \
             jobs[q].num = jobs[q].den = 0.0;                                       \
             jobs[q].dtype = (dtype_);                                              \
+            jobs[q].populate = (populate_);                                        \
             r += len;                                                              \
         }                                                                          \
         run_parts(jobs, sizeof(JobT), fn, nt);                                     \
@@ -961,12 +1081,16 @@ static int64_t threads_for(int64_t rows, int64_t cols, int32_t want) {
 /* dtype: 0 float32, 1 float64. Returns 0. */
 int wce_softmax(SoftmaxArgs *a, int dtype) {
     a->nbad = 0;
-    RUN_JOBS(SoftmaxJob, softmax_job, a, dtype, a->classes);
+    int64_t bytes = a->rows * a->classes * (dtype ? 8 : 4);
+    int populate_ = advise_grad(a->grad, a->x, bytes);
+    RUN_JOBS(SoftmaxJob, softmax_job, a, dtype, a->classes, populate_);
     return 0;
 }
 
 int wce_sigmoid(SigmoidArgs *a, int dtype) {
-    RUN_JOBS(SigmoidJob, sigmoid_job, a, dtype, a->cols);
+    int64_t bytes = a->rows * a->cols * (dtype ? 8 : 4);
+    int populate_ = advise_grad(a->grad, a->z, bytes);
+    RUN_JOBS(SigmoidJob, sigmoid_job, a, dtype, a->cols, populate_);
     return 0;
 }
 

@@ -5,6 +5,11 @@ the build is optional, and without it every fused loss runs the pure-PyTorch
 chunked path). :func:`library` returns the loaded library or ``None``; set the
 environment variable ``WCE_NO_NATIVE=1`` to ignore it. ctypes releases the GIL
 for the call; the kernel splits rows over ``torch.get_num_threads()`` threads.
+
+A fresh gradient buffer of 4 MiB or more is advised for transparent huge pages
+before the kernel writes it (Linux; ``WCE_NO_HUGEPAGES=1`` or
+:func:`use_hugepages` turns that off, and the pages are then mapped 4 KiB at a
+time, all of a thread's part in one call).
 """
 
 from __future__ import annotations
@@ -114,6 +119,9 @@ def library() -> Any:
     omp = _torch_openmp()
     if omp is not None:
         lib.wce_use_openmp(*omp)
+    lib.wce_use_hugepages.argtypes = [ctypes.c_int]
+    lib.wce_use_hugepages.restype = None
+    lib.wce_use_hugepages(os.environ.get("WCE_NO_HUGEPAGES", "") in ("", "0"))
     return lib
 
 
@@ -154,6 +162,13 @@ def _torch_openmp() -> tuple[int, int, int] | None:
         if a and b and c:
             return a, b, c
     return None
+
+
+def use_hugepages(on: bool) -> None:
+    """Advise fresh gradient buffers for transparent huge pages (the default) or not."""
+    lib = library()
+    if lib is not None:
+        lib.wce_use_hugepages(bool(on))
 
 
 def uses_openmp() -> bool:
