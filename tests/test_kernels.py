@@ -56,7 +56,7 @@ def _close_to_float64(fn: Any, x: Tensor, rtol: float = 2e-6) -> None:
 # ---------------------------------------------------------------------------
 # softmax
 # ---------------------------------------------------------------------------
-CLASS_COUNTS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 64, 65, 1000]
+CLASS_COUNTS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 64, 65, 95, 96, 97, 128, 129, 1000]
 
 
 @pytest.mark.parametrize("c", CLASS_COUNTS)
@@ -368,6 +368,19 @@ def test_label_smoothing_with_a_large_common_offset(c: int) -> None:
         return wce.softmax_cross_entropy(a, y, label_smoothing=0.3, reduction="none")
 
     _close_to_float64(fn, x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("c", [8, 32, 64, 96, 97, 128, 1000, 5000])
+def test_many_equal_exponentials_next_to_the_maximum(c: int) -> None:
+    # one logit at 0, the rest equal: summing many equal small exponentials into
+    # a running float sum that holds the 1 rounds the same way each time, and
+    # the error grows with the class count; the sums must not lose it
+    x = torch.zeros(16, c)
+    x[:, 1:] = -torch.linspace(2.0, 12.0, 16)[:, None]
+    y = torch.ones(16, dtype=torch.int64)
+    _close_to_float64(
+        lambda a: wce.softmax_cross_entropy(a, y, reduction="none"), x, rtol=1e-6
+    )
 
 
 def test_many_classes_keep_relative_precision() -> None:

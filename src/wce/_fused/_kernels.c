@@ -143,6 +143,27 @@ static INLINE void store_part(float *p, vf v, int64_t n) {
     memcpy(p, tmp, (size_t)n * sizeof(float));
 }
 
+/* The same for the tail of a row that lies before `end`, the end of the rows a
+ * thread owns: one full load with the lanes past the tail replaced (the memory
+ * there belongs to this thread's next row), or for the store, those lanes
+ * written back as they were. The last row falls back to the copies above. */
+static INLINE vf load_tail(const float *p, int64_t n, float fill, const float *end) {
+    if (p + W <= end) {
+        const vi iota = (vi){0, 1, 2, 3, 4, 5, 6, 7};
+        return sel(iota < SPLATI((int32_t)n), load(p), SPLAT(fill));
+    }
+    return load_part(p, n, fill);
+}
+
+static INLINE void store_tail(float *p, vf v, int64_t n, const float *end) {
+    if (p + W <= end) {
+        const vi iota = (vi){0, 1, 2, 3, 4, 5, 6, 7};
+        store(p, sel(iota < SPLATI((int32_t)n), v, load(p)));
+        return;
+    }
+    store_part(p, v, n);
+}
+
 static INLINE double hsum(vf v) {
     double s = 0.0;
     for (int k = 0; k < W; k++) s += (double)v[k];
@@ -153,6 +174,21 @@ static INLINE float hmax(vf v) {
     float m = v[0];
     for (int k = 1; k < W; k++) m = v[k] > m ? v[k] : m;
     return m;
+}
+
+/* Four-lane double halves of a float vector, for sums that must not lose the
+ * precision a float accumulator would (many like terms added to a larger one). */
+typedef double vd __attribute__((vector_size(4 * sizeof(double))));
+typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
+
+static INLINE void add_to_double(vd *lo, vd *hi, vf v) {
+    *lo += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), vd);
+    *hi += __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), vd);
+}
+
+static INLINE vf to_float(vd lo, vd hi) {
+    vf4 a = __builtin_convertvector(lo, vf4), b = __builtin_convertvector(hi, vf4);
+    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 
 /* exp(x) for x <= 0 (and NaN): a degree-6 polynomial on [-ln2/2, ln2/2] after
@@ -348,7 +384,7 @@ static INLINE void put_out(const SoftmaxArgs *a, int64_t i, double v, int dtype)
 }
 
 /* -- float32 rows ----------------------------------------------------------- */
-#define FLUSH 64 /* blocks of W classes summed in float before going to double */
+#define FLUSH 16 /* blocks of W classes summed in float before going to double */
 
 /* sum_{j != y} e_j of a row of exponentials, float partial sums flushed to double */
 static INLINE double sum_except(const float *e, int64_t c, int64_t y) {
@@ -375,6 +411,9 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
     const int64_t nb = c / W, tail = c - nb * W;
     const int dynamic = a->pred_weight != NULL || a->cost != NULL;
     double num = 0.0, den = 0.0;
+    /* the end of this thread's rows, for the full-width loads of row tails */
+    const float *x_end = (const float *)a->x + job->r1 * c;
+    const float *g_end = a->grad ? (const float *)a->grad + job->r1 * c : NULL;
     for (int64_t i = job->r0; i < job->r1; i++) {
         const float *x = (const float *)a->x + i * c;
         float *g = a->grad ? (float *)a->grad + i * c : NULL;
@@ -393,11 +432,11 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             vsum += v; /* NaN if the row holds one (or both infinities) */
         }
         if (tail) {
-            vf v = load_part(x + nb * W, tail, -INFINITY);
-            vf v2 = load_part(x + nb * W, tail, INFINITY);
-            vm = sel(v > vm, v, vm);
-            vlo = sel(v2 < vlo, v2, vlo);
-            vsum += load_part(x + nb * W, tail, 0.0f);
+            const vi in_row = (vi){0, 1, 2, 3, 4, 5, 6, 7} < SPLATI((int32_t)tail);
+            vf v0 = load_tail(x + nb * W, tail, 0.0f, x_end);
+            vm = sel(in_row & (v0 > vm), v0, vm);
+            vlo = sel(in_row & (v0 < vlo), v0, vlo);
+            vsum += v0;
         }
         float m = hmax(vm);
         /* every x_j - m within float32's normal exp range: the cheaper exp */
@@ -454,9 +493,9 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             sumx_m += hsum(sx);
         }
         if (tail) {
-            vf d0 = load_part(x + nb * W, tail, -INFINITY) - vmm;
+            vf d0 = load_tail(x + nb * W, tail, -INFINITY, x_end) - vmm;
             vf e = vexp_nonpos(d0);
-            if (g) store_part(g + nb * W, e, tail);
+            if (g) store_tail(g + nb * W, e, tail, g_end);
             if (!g) e = sel(iota + SPLATI((int32_t)(nb * W)) == vy, SPLAT(0.0f), e);
             others += hsum(e);
             if (smooth) sumx_m += hsum(sel(iota < SPLATI((int32_t)tail), d0, SPLAT(0.0f)));
@@ -478,7 +517,9 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
         /* pass 3: the gradient, over the exponentials in g */
         const vf va = SPLAT((float)o.a), vb = SPLAT((float)o.b);
         for (int64_t k = 0; k < nb; k++) store(g + k * W, load(g + k * W) * va - vb);
-        if (tail) store_part(g + nb * W, load_part(g + nb * W, tail, 0.0f) * va - vb, tail);
+        if (tail)
+            store_tail(g + nb * W, load_tail(g + nb * W, tail, 0.0f, g_end) * va - vb, tail,
+                       g_end);
         g[y] = (float)o.gy;
     }
     job->num = num;
@@ -486,7 +527,7 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
 }
 
 /* -- float32, few classes: 8 rows at a time, one row per vector lane ---------- */
-#define SMALL_CLASSES 32
+#define SMALL_CLASSES 96
 
 static INLINE void softmax_small_f32(SoftmaxJob *job) {
     SoftmaxArgs *a = job->a;
@@ -559,17 +600,23 @@ static INLINE void softmax_small_f32(SoftmaxJob *job) {
         vf w = sel(ok, load(wv), SPLAT(0.0f));
         m = sel(ok, m, SPLAT(0.0f));
         /* exponentials; e_y and the others' sum kept apart */
-        vf others = SPLAT(0.0f), ey = SPLAT(0.0f), dy = SPLAT(0.0f), sumx_m = SPLAT(0.0f);
+        /* the sums in double: up to SMALL_CLASSES like terms would lose up to
+         * that many float roundings */
+        const vd zero = {0.0, 0.0, 0.0, 0.0};
+        vd o_lo = zero, o_hi = zero, s_lo = zero, s_hi = zero;
+        vf ey = SPLAT(0.0f), dy = SPLAT(0.0f);
+        const int smooth = eps != 0.0f;
         for (int64_t j = 0; j < c; j++) {
             vf xm = X[j] - m;
-            sumx_m += xm;
+            if (smooth) add_to_double(&s_lo, &s_hi, xm);
             vf e = normal ? vexp_normal(xm) : vexp_nonpos(xm);
             vi isy = vy == SPLATI((int32_t)j);
             ey = sel(isy, e, ey);
             dy = sel(isy, xm, dy);
-            others += sel(isy, SPLAT(0.0f), e);
+            add_to_double(&o_lo, &o_hi, sel(isy, SPLAT(0.0f), e));
             X[j] = e;
         }
+        vf others = to_float(o_lo, o_hi), sumx_m = to_float(s_lo, s_hi);
         /* rows not computed here (ignored, left to the caller) get a harmless 1 */
         vf total = sel(ok, ey + others, SPLAT(1.0f));
         vf nll = sel(ey > SPLAT(1e-30f), vlog1p(others / sel(ey > SPLAT(0.0f), ey, SPLAT(1.0f))),
