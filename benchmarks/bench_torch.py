@@ -290,7 +290,12 @@ def machine_facts() -> list[str]:
         team = "PyTorch's OpenMP team" if _native.uses_openmp() else "pthreads"
         flags = read("/proc/cpuinfo").split()
         avx = "AVX2 + FMA" if {"avx2", "fma"} <= set(flags) else "baseline vectors"
-        kernels = f"compiled, {avx}, threads on {team}"
+        pages = (
+            "fresh gradient buffers advised for huge pages"
+            if os.environ.get("WCE_NO_HUGEPAGES", "") in ("", "0")
+            else "huge-page advice off (WCE_NO_HUGEPAGES)"
+        )
+        kernels = f"compiled, {avx}, threads on {team}, {pages}"
     return [
         f"wce kernels: {kernels}",
         f"torch {torch.__version__}, Python {platform.python_version()}",
@@ -324,7 +329,11 @@ def report(cases: list[Case], facts: list[str], runs: int) -> str:
         f"median of {runs} runs after warm-up, contenders run in turn in one "
         "process. Peak extra memory from the torch profiler's allocator events. "
         "The machine is shared with other work, so absolute times are noisy; the "
-        "ratios are measured side by side.",
+        "ratios are measured side by side. wce advises the gradient buffers it "
+        "allocates for transparent huge pages; torch's own buffers get them only "
+        "with `THP_MEM_ALLOC_ENABLE=1` (see the allocator line), and torch's "
+        "times, which pay a page fault per 4 KiB of each new buffer, move the most "
+        "with the machine's page-fault cost.",
         "",
         "## Machine",
         "",

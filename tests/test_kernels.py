@@ -56,7 +56,28 @@ def _close_to_float64(fn: Any, x: Tensor, rtol: float = 2e-6) -> None:
 # ---------------------------------------------------------------------------
 # softmax
 # ---------------------------------------------------------------------------
-CLASS_COUNTS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 64, 65, 95, 96, 97, 128, 129, 1000]
+CLASS_COUNTS = [
+    1,
+    2,
+    7,
+    8,
+    9,
+    15,
+    16,
+    17,
+    31,
+    32,
+    33,
+    40,
+    64,
+    65,
+    95,
+    96,
+    97,
+    128,
+    129,
+    1000,
+]
 
 
 @pytest.mark.parametrize("c", CLASS_COUNTS)
@@ -285,7 +306,9 @@ def test_sigmoid_non_finite_logits_next_to_ordinary_ones(special: float) -> None
     torch.testing.assert_close(gf.double(), gr, rtol=2e-6, atol=1e-7, equal_nan=True)
     assert float(lf[40, 17]) == 0.0 and float(gf[40, 17]) == 0.0
     # the neighbours of the special logit are ordinary numbers
-    assert bool(torch.isfinite(lf[5, :3]).all()) and bool(torch.isfinite(gf[5, 4:]).all())
+    assert bool(torch.isfinite(lf[5, :3]).all()) and bool(
+        torch.isfinite(gf[5, 4:]).all()
+    )
 
 
 @pytest.mark.parametrize("huge", [True, False])
