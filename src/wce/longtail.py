@@ -311,6 +311,10 @@ def sigmoid_focal_loss(
 
     Not supported: ``pos_weight`` (``alpha`` plays its part).
 
+    On PyTorch tensors the loss and its gradient are computed together by the
+    fused kernel (docs/torch-fast-path.md); it has no second derivative, so take
+    double backward under ``wce.use_fused_kernels(False)``.
+
     References:
         Lin, Goyal, Girshick, He and Dollár (2017). Focal Loss for Dense Object
         Detection. ICCV 2017.
@@ -324,6 +328,9 @@ def sigmoid_focal_loss(
         >>> round(float(sigmoid_focal_loss(z, t, gamma=0.0)), 6)
         0.365714
     """
+    fast = _fused.dispatch("sigmoid_focal", locals())
+    if fast is not NotImplemented:
+        return fast
     reduction = _checks.check_reduction(reduction)
     gamma = _finite_nonnegative(gamma, "gamma")
     if alpha is not None:
@@ -418,6 +425,10 @@ def softmax_focal_loss(
             ``label_smoothing`` outside [0, 1], ``ignore_index`` with probability
             labels; outside tracing: class ids out of range, negative weights.
         TypeError: non-float logits, boolean or complex weights.
+
+    On PyTorch tensors with class ids the loss and its gradient are computed
+    together by the fused kernel (docs/torch-fast-path.md); it has no second
+    derivative, so take double backward under ``wce.use_fused_kernels(False)``.
 
     References:
         Lin, Goyal, Girshick, He and Dollár (2017). Focal Loss for Dense Object

@@ -787,9 +787,11 @@ typedef struct {
     int32_t has_ignore;
     int32_t den_kind;          /* 0: none, 1: count kept labels, 2: sum of weights */
     int32_t nthreads;
-    int32_t pad_;
+    int32_t focal;             /* 1: the focal loss (gamma, alpha) */
     double eps;
     double scale;
+    double gamma;              /* focal exponent */
+    double alpha;              /* focal weight of positives; < 0 for none */
     double num, den;
 } SigmoidArgs;
 
@@ -905,8 +907,92 @@ static INLINE void put_block(float *p, int64_t j, int64_t n, vf v) {
         store_part(p + j, v, n);
 }
 
+/* One block of the sigmoid focal loss, A F bce with F = (1 - p_t)^gamma,
+ * 1 - p_t = u = q (1 - p) + (1 - q) p and A = alpha q + (1 - alpha) (1 - q) (or 1).
+ * With p = a / (1 + e), 1 - p = b / (1 + e), (a, b) = (1, e) for z >= 0 and (e, 1)
+ * below, every factor is a ratio of sums of non-negative terms (no cancellation):
+ *   u = (q b + (1 - q) a) / (1 + e),  p - q = ((1 - q) a - q b) / (1 + e),
+ *   d/dz = A [F (p - q) + gamma F bce (1 - 2q) r],  r = p (1 - p) / u
+ *        = e / ((1 + e) (q b + (1 - q) a)),
+ * the second term 0 where F bce or r is 0 (a saturated logit, u = 0). */
+static INLINE vf sigmoid_focal_block(vf vz, vf q, vf omq, vf vw, float gamma, float alpha,
+                                     float scale, vf *grad_out) {
+    vf az = (vf)((vi)vz & SPLATI(0x7fffffff));
+    vi pos = vz >= SPLAT(0.0f);
+    vf zp = sel(vz > SPLAT(0.0f), vz, SPLAT(0.0f));
+    vf zn = sel(vz < SPLAT(0.0f), -vz, SPLAT(0.0f));
+    vf e = vexp_nonpos(-az);
+    vf l1p = vlog1p_unit(e);
+    vf bce = sel(q != SPLAT(0.0f), q * (zn + l1p), SPLAT(0.0f)) +
+             sel(omq != SPLAT(0.0f), omq * (zp + l1p), SPLAT(0.0f));
+    vf va = sel(pos, SPLAT(1.0f), e), vb = sel(pos, e, SPLAT(1.0f));
+    vf inv = SPLAT(1.0f) / (SPLAT(1.0f) + e);
+    vf su = q * vb + omq * va; /* u (1 + e) */
+    vf f = SPLAT(1.0f), t2 = SPLAT(0.0f);
+    if (gamma != 0.0f) {
+        f = vexp_nonpos(SPLAT(gamma) * vlog(su * inv));
+        vf r = e * inv / sel(su != SPLAT(0.0f), su, SPLAT(1.0f));
+        vi live2 = (f * bce != SPLAT(0.0f)) & (r != SPLAT(0.0f)) & (su != SPLAT(0.0f));
+        t2 = sel(live2, SPLAT(gamma) * f * bce * (omq - q) * r, SPLAT(0.0f));
+    }
+    vf A = alpha < 0.0f ? SPLAT(1.0f) : SPLAT(alpha) * q + SPLAT(1.0f - alpha) * omq;
+    vf loss = sel(f != SPLAT(0.0f), A * f * bce, SPLAT(0.0f));
+    vf g = A * (f * (omq * va - q * vb) * inv + t2);
+    vi live = vw != SPLAT(0.0f);
+    *grad_out = sel(live, g * (vw * SPLAT(scale)), SPLAT(0.0f));
+    return sel(live, vw * loss, SPLAT(0.0f));
+}
+
+static INLINE void sigmoid_focal_rows_f32(SigmoidJob *job) {
+    SigmoidArgs *a = job->a;
+    const int64_t k = a->cols, nb = k / W, tail = k - nb * W;
+    const float eps = (float)a->eps, half_eps = (float)(a->eps / 2.0);
+    const float ign = (float)a->ignore_value, scale = (float)a->scale;
+    const float gamma = (float)a->gamma, alpha = (float)a->alpha;
+    vf vnum = SPLAT(0.0f), vden = SPLAT(0.0f);
+    double num = 0.0, den = 0.0;
+    int64_t pending = 0;
+    for (int64_t i = job->r0; i < job->r1; i++) {
+        const float *z = (const float *)a->z + i * k;
+        const float *t = (const float *)a->t + i * k;
+        float *g = a->grad ? (float *)a->grad + i * k : NULL;
+        float *o = a->out ? (float *)a->out + i * k : NULL;
+        const float rw = a->row_weight ? AT(a->row_weight, i) : 1.0f;
+        const float *ew = a->elem_weight ? (const float *)a->elem_weight + i * k : NULL;
+        for (int64_t b = 0; b <= nb; b++) {
+            const int64_t j = b * W, n = b < nb ? W : tail;
+            if (n == 0) break;
+            /* no positive weight in the focal loss: P q is q */
+            SigmoidIn u = sigmoid_load(a, z, t, ew, rw, j, n, eps, half_eps, ign);
+            vf gu;
+            vf lu = sigmoid_focal_block(u.z, u.pq, u.omq, u.w, gamma, alpha, scale, &gu);
+            vnum += lu;
+            if (a->den_kind == 2)
+                vden += u.w;
+            else if (a->den_kind == 1)
+                vden += u.counted;
+            if (++pending >= FLUSH) {
+                num += hsum(vnum);
+                den += hsum(vden);
+                vnum = vden = SPLAT(0.0f);
+                pending = 0;
+            }
+            put_block(o, j, n, lu);
+            put_block(g, j, n, gu);
+        }
+    }
+    num += hsum(vnum);
+    den += hsum(vden);
+    job->num = num;
+    job->den = den;
+}
+
 static INLINE void sigmoid_rows_f32(SigmoidJob *job) {
     SigmoidArgs *a = job->a;
+    if (a->focal) {
+        sigmoid_focal_rows_f32(job);
+        return;
+    }
     const int64_t k = a->cols, nb = k / W, tail = k - nb * W;
     const float eps = (float)a->eps, half_eps = (float)(a->eps / 2.0);
     const float ign = (float)a->ignore_value, scale = (float)a->scale;
@@ -1005,6 +1091,19 @@ static void sigmoid_rows_f64(void *p) {
             double e = exp(-fabs(zz)), l1p = log1p(e);
             double sp_pos = (zz > 0.0 ? zz : 0.0) + l1p, sp_neg = (zz < 0.0 ? -zz : 0.0) + l1p;
             double loss = (pq != 0.0 ? pq * sp_neg : 0.0) + (omq != 0.0 ? omq * sp_pos : 0.0);
+            double gnum = zz >= 0.0 ? omq - pq * e : omq * e - pq; /* (grad) (1 + e) */
+            if (a->focal) { /* the float32 block's formulas (sigmoid_focal_block) */
+                double va = zz >= 0.0 ? 1.0 : e, vb = zz >= 0.0 ? e : 1.0;
+                double su = q * vb + omq * va, f = 1.0, t2 = 0.0;
+                if (a->gamma != 0.0) {
+                    f = exp(a->gamma * log(su / (1.0 + e)));
+                    double r = su != 0.0 ? e / ((1.0 + e) * su) : 0.0;
+                    if (f * loss != 0.0 && r != 0.0) t2 = a->gamma * f * loss * (omq - q) * r;
+                }
+                double A = a->alpha < 0.0 ? 1.0 : a->alpha * q + (1.0 - a->alpha) * omq;
+                gnum = A * (f * gnum + t2 * (1.0 + e));
+                loss = f != 0.0 ? A * f * loss : 0.0;
+            }
             double wl = w != 0.0 ? w * loss : 0.0;
             num += wl;
             if (a->den_kind == 2)
@@ -1012,10 +1111,7 @@ static void sigmoid_rows_f64(void *p) {
             else if (a->den_kind == 1)
                 den += valid;
             if (o) o[j] = wl;
-            if (g) {
-                double num = zz >= 0.0 ? omq - pq * e : omq * e - pq;
-                g[j] = w != 0.0 ? num / (1.0 + e) * w * a->scale : 0.0;
-            }
+            if (g) g[j] = w != 0.0 ? gnum / (1.0 + e) * w * a->scale : 0.0;
         }
     }
     job->num = num;

@@ -73,9 +73,11 @@ class SigmoidArgs(ctypes.Structure):
         ("has_ignore", _i32),
         ("den_kind", _i32),
         ("nthreads", _i32),
-        ("pad_", _i32),
+        ("focal", _i32),
         ("eps", _f64),
         ("scale", _f64),
+        ("gamma", _f64),
+        ("alpha", _f64),
         ("num", _f64),
         ("den", _f64),
     ]

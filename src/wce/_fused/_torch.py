@@ -33,6 +33,7 @@ from .._core import (
     prepare_cost_matrix,
     sample_weight_to,
     sigmoid_terms,
+    softplus_pair,
 )
 from . import _native
 
@@ -145,6 +146,20 @@ def dispatch(loss: str, args: dict[str, Any]) -> Any:
         # gamma = 0 is the cross-entropy, computed by the same code as the generic
         g = float(gamma) if gamma else None
         return _softmax_entry(args, inplace, gamma=g)
+    if loss == "sigmoid_focal":
+        gamma, alpha = args["gamma"], args["alpha"]
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+            return NotImplemented
+        if not 0.0 <= float(gamma) < math.inf:
+            return NotImplemented
+        if alpha is not None and (
+            isinstance(alpha, bool)
+            or not isinstance(alpha, (int, float))
+            or not 0.0 <= float(alpha) <= 1.0
+        ):
+            return NotImplemented
+        focal = (float(gamma), None if alpha is None else float(alpha))
+        return _sigmoid_entry(args, inplace, focal=focal)
     return NotImplemented
 
 
@@ -776,10 +791,20 @@ def _softmax_entry(
 # Sigmoid cross-entropy
 # ---------------------------------------------------------------------------
 class _Sigmoid:
-    """One sigmoid batch as a matrix (A, K): A leading rows, K = C * trailing."""
+    """One sigmoid batch as a matrix (A, K): A leading rows, K = C * trailing.
 
-    def __init__(self, args: dict[str, Any], logits: Tensor) -> None:
+    ``focal`` is ``(gamma, alpha)`` for the sigmoid focal loss (``alpha`` None for
+    no balancing), ``None`` for the cross-entropy.
+    """
+
+    def __init__(
+        self,
+        args: dict[str, Any],
+        logits: Tensor,
+        focal: tuple[float, float | None] | None = None,
+    ) -> None:
         self.ok = False
+        self.focal = focal
         self.reduction = _checks.check_reduction(args["reduction"])
         axis = args["axis"]
         ax = _checks.normalize_axis(axis, logits.ndim)
@@ -968,6 +993,10 @@ class _Sigmoid:
             else:
                 args.den_kind = _native.DEN_WEIGHT
             args.eps, args.scale = self.eps, float(self.scale)
+            if self.focal is not None:
+                args.focal = 1
+                args.gamma = self.focal[0]
+                args.alpha = -1.0 if self.focal[1] is None else self.focal[1]
             _native.sigmoid(args, z2.dtype)
             num += args.num
             den += args.den
@@ -991,6 +1020,8 @@ class _Sigmoid:
             valid = t != self.ignore
             t = torch.where(valid, t, 0.0)
         q = t if eps == 0.0 else t * (1 - eps) + eps / 2
+        if self.focal is not None:
+            return self._focal_chunk(zc, buf, q, valid, s, e, c0, c1)
         pw = None if self.pos_weight is None else _cols(self.pos_weight, c0, c1)
         pq = q if pw is None else q * pw
         kq = None if pw is None else torch.sub(pq, q).add_(1.0)
@@ -1003,13 +1034,7 @@ class _Sigmoid:
         neg.addcmul_(pq, torch.sub(rz, zc), value=-1.0)
         neg.addcmul_(torch.rsub(q, 1.0), rz, value=-1.0)
 
-        w = None if self.class_weight is None else _cols(self.class_weight, c0, c1)
-        if self.sample_weight is not None:
-            sw = self.sample_weight[s:e, c0:c1]
-            w = sw if w is None else w * sw
-        elif self.row_weight is not None:
-            sw = self.row_weight[s:e, None]
-            w = sw if w is None else w * sw
+        w = _weights_of_chunk(self, s, e, c0, c1)
         wl, keep = _weighted(neg, w, valid)
         gref = None
         if not bool(torch.isfinite(wl.sum())):
@@ -1017,21 +1042,11 @@ class _Sigmoid:
             loss, gref = _sigmoid_reference(zc, q, pw, buf is not None)
             neg = torch.rsub(loss, 0.0)
             wl, keep = _weighted(neg, w, valid)
-        den = None
-        if not self.static:
-            if self.reduction == "mean":
-                assert valid is not None
-                den = valid.sum().to(self.cdt)
-            else:
-                ww = torch.ones_like(neg) if w is None else w + torch.zeros_like(neg)
-                den = (ww if valid is None else torch.where(valid, ww, 0.0)).sum()
+        den = self._chunk_den(neg, w, valid)
         if buf is None:
             return wl, den
 
-        coef: Tensor | float = self.scale
-        if w is not None or keep is not None:
-            base = torch.full_like(neg, self.scale) if w is None else w * self.scale
-            coef = base if keep is None else torch.where(keep, base, 0.0)
+        coef = self._chunk_coef(neg, w, keep)
         if gref is not None:
             buf.copy_(torch.where(torch.as_tensor(coef) != 0, gref * coef, 0.0))
             return wl, den
@@ -1043,6 +1058,65 @@ class _Sigmoid:
             torch.sub(pq, buf, out=buf)
         buf.mul_(-coef)
         return wl, den
+
+    def _focal_chunk(
+        self,
+        zc: Tensor,
+        buf: Tensor | None,
+        q: Tensor,
+        valid: Tensor | None,
+        s: int,
+        e: int,
+        c0: int,
+        c1: int,
+    ) -> tuple[Tensor, Tensor | None]:
+        """A chunk of the focal loss: the generic formulas, differentiated."""
+        assert self.focal is not None
+        gamma, alpha = self.focal
+        loss, gref = _sigmoid_focal_reference(zc, q, gamma, alpha, buf is not None)
+        neg = torch.rsub(loss, 0.0)
+        w = _weights_of_chunk(self, s, e, c0, c1)
+        wl, keep = _weighted(neg, w, valid)
+        den = self._chunk_den(neg, w, valid)
+        if buf is None or gref is None:
+            return wl, den
+        coef = self._chunk_coef(neg, w, keep)
+        buf.copy_(torch.where(torch.as_tensor(coef) != 0, gref * coef, 0.0))
+        return wl, den
+
+    def _chunk_den(
+        self, neg: Tensor, w: Tensor | None, valid: Tensor | None
+    ) -> Tensor | None:
+        """The chunk's share of a denominator that depends on the data."""
+        if self.static:
+            return None
+        if self.reduction == "mean":
+            assert valid is not None
+            return valid.sum().to(self.cdt)
+        ww = torch.ones_like(neg) if w is None else w + torch.zeros_like(neg)
+        return (ww if valid is None else torch.where(valid, ww, 0.0)).sum()
+
+    def _chunk_coef(
+        self, neg: Tensor, w: Tensor | None, keep: Tensor | None
+    ) -> Tensor | float:
+        """What multiplies each element's gradient: weight / static denominator."""
+        if w is None and keep is None:
+            return self.scale
+        base = torch.full_like(neg, self.scale) if w is None else w * self.scale
+        return base if keep is None else torch.where(keep, base, 0.0)
+
+
+def _weights_of_chunk(
+    plan: _Sigmoid, s: int, e: int, c0: int, c1: int
+) -> Tensor | None:
+    w = None if plan.class_weight is None else _cols(plan.class_weight, c0, c1)
+    if plan.sample_weight is not None:
+        sw = plan.sample_weight[s:e, c0:c1]
+        w = sw if w is None else w * sw
+    elif plan.row_weight is not None:
+        sw = plan.row_weight[s:e, None]
+        w = sw if w is None else w * sw
+    return w
 
 
 def _cols_full(w: Tensor | None, k: int) -> Tensor | None:
@@ -1069,9 +1143,34 @@ def _sigmoid_reference(
     return loss.detach(), g
 
 
-def _sigmoid_entry(args: dict[str, Any], inplace: bool) -> Any:
+def _sigmoid_focal_reference(
+    z: Tensor, q: Tensor, gamma: float, alpha: float | None, need_grad: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The sigmoid focal loss of a chunk by the generic formulas, and its gradient."""
+    from ..longtail import _sigmoid_log1m_pt
+
+    be = backend_of(z)
+    with torch.enable_grad():
+        zr = z.detach().clone().requires_grad_(need_grad)
+        loss = sigmoid_terms(be, zr, q, None)
+        if gamma != 0.0:
+            sp_neg, sp_pos = softplus_pair(be, zr)
+            loss = torch.exp(gamma * _sigmoid_log1m_pt(be, q, sp_neg, sp_pos)) * loss
+        if alpha is not None:
+            loss = (alpha * q + (1 - alpha) * (1 - q)) * loss
+        if not need_grad:
+            return loss.detach(), None
+        (g,) = torch.autograd.grad(loss.sum(), zr)
+    return loss.detach(), g
+
+
+def _sigmoid_entry(
+    args: dict[str, Any],
+    inplace: bool,
+    focal: tuple[float, float | None] | None = None,
+) -> Any:
     logits: Tensor = args["logits"]
-    plan = _Sigmoid(args, logits)
+    plan = _Sigmoid(args, logits, focal)
     if not plan.ok:
         return NotImplemented
 
