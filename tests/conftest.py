@@ -15,7 +15,8 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 
 BACKENDS = ("numpy", "torch", "jax", "tensorflow")
-CASES_PATH = Path(__file__).resolve().parents[2] / "shared" / "cases" / "cases.json"
+# a copy of ../shared/cases/cases.json (scripts/test checks that it is current)
+CASES_PATH = Path(__file__).resolve().parent / "data" / "cases.json"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -24,6 +25,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def load_cases() -> list[dict]:
-    """The cases from public bug reports, shipped beside the project."""
+    """The cases from public bug reports (tests/data/cases.json)."""
     with CASES_PATH.open() as f:
         return json.load(f)

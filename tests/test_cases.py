@@ -1,4 +1,5 @@
-"""Every case from ../shared/cases/cases.json, on every backend that applies.
+"""Every case from tests/data/cases.json (a copy of ../shared/cases/cases.json),
+on every backend that applies.
 
 Each case is a small input on which another library gave a wrong value, a NaN, a
 crash or a surprise; ``expected`` comes from a float64 or 60-digit reference.

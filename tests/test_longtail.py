@@ -668,7 +668,7 @@ def test_gradient_matches_reference_where_p_t_rounds_to_one(backend: str) -> Non
 
 
 # ---------------------------------------------------------------------------
-# The focal cases from public bug reports (../shared/cases/cases.json)
+# The focal cases from public bug reports (tests/data/cases.json)
 # ---------------------------------------------------------------------------
 CASES = {c["id"]: c for c in load_cases()}
 
