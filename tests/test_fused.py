@@ -829,6 +829,47 @@ def test_public_sigmoid_focal_loss_takes_the_fused_path() -> None:
         sigmoid_focal_loss(z, t, alpha=1.5)
 
 
+@pytest.mark.parametrize(
+    "shape, axis, c",
+    [((1, 150, 6, 5), 1, 150), ((1, 40, 7), 1, 40), ((300, 9), 0, 300)],
+)
+def test_class_axis_not_last_in_memory_with_a_batch_of_one(
+    method: str, shape: tuple[int, ...], axis: int, c: int
+) -> None:
+    # moving the class axis last gives a view here, not a copy: the rows are not
+    # contiguous, and a gradient buffer must not take their strides
+    x = torch.randn(*shape) * 2
+    lab_shape = shape[:axis] + shape[axis + 1 :]
+    y = torch.randint(0, c, lab_shape)
+    assert_same(lambda a: wce.softmax_cross_entropy(a, y, axis=axis), x)
+    t = torch.softmax(torch.randn(*shape), axis)
+    assert_same(lambda a: wce.softmax_cross_entropy(a, t, axis=axis), x)
+    xt = torch.randn(c, 37).t()  # a transposed batch
+    yt = torch.randint(0, c, (37,))
+    assert_same(lambda a: wce.softmax_cross_entropy(a, yt), xt)
+
+
+@pytest.mark.parametrize("c", [8, 150])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_focal_rows_without_weight_and_a_masked_label(
+    method: str, c: int, dtype: Any
+) -> None:
+    from wce.longtail import softmax_focal_loss
+
+    # the masked label makes the row's focal factor inf * 0; the row weighs
+    # nothing, so its gradient is 0, not NaN
+    x = torch.randn(2, c, dtype=dtype)
+    x[0, 1] = -torch.inf
+    y = torch.tensor([1, 0])
+    sw = torch.tensor([0.0, 1.0], dtype=dtype)
+    fn = lambda a: softmax_focal_loss(a, y, gamma=2.0, sample_weight=sw)  # noqa: E731
+    lf, gf = run(fn, x)
+    lg, gg = run(fn, x, fused=False)
+    torch.testing.assert_close(lf, lg)
+    torch.testing.assert_close(gf, gg)
+    assert bool((gf[0] == 0).all())
+
+
 def test_double_backward_raises_and_the_generic_path_supports_it() -> None:
     x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 4, 2, 1])

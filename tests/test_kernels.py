@@ -406,6 +406,17 @@ def test_many_equal_exponentials_next_to_the_maximum(c: int) -> None:
     )
 
 
+def test_rows_of_huge_finite_logits_are_not_taken_for_nan_rows() -> None:
+    # +-3e38 in one row: a float sum of the row overflows to inf - inf, which
+    # must not flag the row as holding a NaN (more such rows than the kernel
+    # can list would then be lost)
+    n, c = 1100, 128 + 3
+    x = torch.randn(n, c)
+    x[:, 0], x[:, 9] = 3e38, -3e38
+    y = torch.randint(10, c, (n,))  # losses near 3e38: still float32 numbers
+    _close_to_float64(lambda a: wce.softmax_cross_entropy(a, y, reduction="none"), x)
+
+
 def test_many_classes_keep_relative_precision() -> None:
     # 32,000 exponentials summed per row: float partial sums go to double often
     x = torch.randn(3, 32000) * 2

@@ -147,6 +147,32 @@ def test_sigmoid_reference_every_backend(backend, name, labels, options) -> None
     np.testing.assert_allclose(host(got), want, rtol=2e-6, atol=1e-7)
 
 
+def test_zero_pos_weight_leaves_the_positive_term_out(backend) -> None:
+    # a zero positive weight times softplus(-z) = inf at z = -inf is 0, not NaN
+    z = np.array([[-np.inf, 2.0], [-np.inf, -np.inf]])
+    t = np.array([[1.0, 1.0], [0.0, 1.0]])
+    pw = np.array([0.0, 3.0])
+    got = wce.sigmoid_cross_entropy(
+        to(backend, z, np.float32), to(backend, t, np.float32),
+        pos_weight=to(backend, pw, np.float32), reduction="none",
+    )  # fmt: skip
+    # 0, 3 softplus(-2); 0 (target 0 at -inf); 3 softplus(inf) = inf
+    want = np.array([[0.0, 3.0 * math.log1p(math.exp(-2.0))], [0.0, np.inf]])
+    np.testing.assert_allclose(host(got), want, rtol=2e-6)
+    if backend == "numpy":
+        return  # no gradients
+    g = grad(
+        backend,
+        lambda a: wce.sigmoid_cross_entropy(
+            a, to(backend, t[:1], np.float32), pos_weight=to(backend, pw, np.float32),
+            reduction="sum",
+        ),
+        to(backend, z[:1], np.float32),
+    )  # fmt: skip
+    # d/dz of 3 softplus(-z) at z = 2 is -3 sigmoid(-2); the masked term gives 0
+    np.testing.assert_allclose(g, [[0.0, -3.0 / (1.0 + math.exp(2.0))]], rtol=2e-6)
+
+
 def test_segmentation_layout_class_axis_1(backend) -> None:
     logits, labels = _softmax_inputs((2, 3, 4, 5), axis=1)
     labels[0, 0, :2] = 255

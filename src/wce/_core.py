@@ -98,9 +98,9 @@ def sigmoid_terms(be: Backend, z: Any, q: Any, pos_weight: Any | None) -> Any:
     xp = be.xp
     neg_log_p, neg_log_not_p = softplus_pair(be, z)
     zero = xp.zeros_like(z)
-    pos = q * xp.where(q != 0, neg_log_p, zero)
-    if pos_weight is not None:
-        pos = pos_weight * pos
+    # the coefficient of softplus(-z) is P q: zero when either factor is
+    coef = q if pos_weight is None else pos_weight * q
+    pos = coef * xp.where(coef != 0, neg_log_p, zero)
     neg = (1 - q) * xp.where(q != 1, neg_log_not_p, zero)
     return pos + neg
 

@@ -164,6 +164,13 @@ static INLINE void store_tail(float *p, vf v, int64_t n, const float *end) {
     store_part(p, v, n);
 }
 
+/* whether any lane of a comparison mask is set */
+static INLINE int any_lane(vi m) {
+    uint64_t part[W / 2];
+    memcpy(part, &m, sizeof m);
+    return (part[0] | part[1] | part[2] | part[3]) != 0;
+}
+
 static INLINE double hsum(vf v) {
     double s = 0.0;
     for (int k = 0; k < W; k++) s += (double)v[k];
@@ -351,9 +358,13 @@ static INLINE void row_scalars(const SoftmaxArgs *a, double w, int64_t c, double
     }
     o->wl = w != 0.0 ? w * loss : 0.0;
     o->wden = a->den_kind == 2 ? w : 1.0;
-    double coef = w * a->scale * up;
-    if (w == 0.0) coef = 0.0;
-    coef *= factor;
+    /* a row that weighs nothing gets a zero gradient, whatever its factor or
+     * total (a masked label makes both infinite or NaN) */
+    if (w == 0.0) {
+        o->a = o->b = o->gy = 0.0;
+        return;
+    }
+    double coef = w * a->scale * up * factor;
     o->a = coef / total;
     o->b = coef * a->eps / (double)c;
     o->gy = coef * (a->eps - a->eps / (double)c - others / total);
@@ -423,25 +434,27 @@ static INLINE void softmax_rows_f32(SoftmaxJob *job) {
             if (g) memset(g, 0, (size_t)c * sizeof(float));
             continue;
         }
-        /* pass 1: the maximum, and whether the row holds a NaN */
-        vf vm = SPLAT(-INFINITY), vlo = SPLAT(INFINITY), vsum = SPLAT(0.0f);
+        /* pass 1: the maximum, and whether the row holds a NaN (a mask, not a
+         * sum: a sum of finite but huge logits can overflow to inf - inf) */
+        vf vm = SPLAT(-INFINITY), vlo = SPLAT(INFINITY);
+        vi vnan = SPLATI(0);
         for (int64_t b = 0; b < nb; b++) {
             vf v = load(x + b * W);
             vm = sel(v > vm, v, vm);
             vlo = sel(v < vlo, v, vlo);
-            vsum += v; /* NaN if the row holds one (or both infinities) */
+            vnan |= v != v;
         }
         if (tail) {
             const vi in_row = (vi){0, 1, 2, 3, 4, 5, 6, 7} < SPLATI((int32_t)tail);
             vf v0 = load_tail(x + nb * W, tail, 0.0f, x_end);
             vm = sel(in_row & (v0 > vm), v0, vm);
             vlo = sel(in_row & (v0 < vlo), v0, vlo);
-            vsum += v0;
+            vnan |= v0 != v0;
         }
         float m = hmax(vm);
         /* every x_j - m within float32's normal exp range: the cheaper exp */
         const int normal = -hmax(-vlo) - m >= -87.0f;
-        if (!isfinite(m) || isnan(hsum(vsum))) {
+        if (!isfinite(m) || any_lane(vnan)) {
             note_bad(a, i);
             continue;
         }
@@ -804,13 +817,6 @@ typedef struct {
 } SigmoidJob;
 
 #define AT(ptr, k) (((const float *)(ptr))[k])
-
-/* whether any lane of a comparison mask is set */
-static INLINE int any_lane(vi m) {
-    uint64_t part[W / 2];
-    memcpy(part, &m, sizeof m);
-    return (part[0] | part[1] | part[2] | part[3]) != 0;
-}
 
 /* The fast form of a block of W labels where every |z| <= 87: exp(-|z|) is a
  * normal float and every term is finite, so the loss and gradient need no range

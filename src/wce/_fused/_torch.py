@@ -234,7 +234,11 @@ def _grad_buffer(x2: Tensor, logits: Tensor, inplace: bool) -> Tensor:
     if inplace and x2.is_contiguous():  # not a view with overlapping entries
         return x2
     shared = x2.untyped_storage().data_ptr() == logits.untyped_storage().data_ptr()
-    return torch.empty_like(x2) if shared else x2
+    if not shared:
+        return x2
+    # a new buffer, contiguous whatever the strides of the view (the chunked
+    # kernels write into it with out= operations)
+    return torch.empty(x2.shape, dtype=x2.dtype, device=x2.device)
 
 
 # ---------------------------------------------------------------------------
@@ -775,7 +779,10 @@ def _softmax_entry(
     moved_shape = (*plan.elem_shape, plan.c)
 
     def compute(need_grad: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        x2 = _rows(logits.detach(), ax, plan.c)
+        # rows that are not contiguous (a class axis that is not the last in
+        # memory, a transposed batch) are copied once: the copy then takes the
+        # gradient, and the compiled kernel can read it
+        x2 = _rows(logits.detach(), ax, plan.c).contiguous()
         grad = _grad_buffer(x2, logits, inplace) if need_grad else None
         out, factor = plan.run(x2, grad)
         if grad is not None:
