@@ -837,18 +837,27 @@ static INLINE vf sigmoid_fast(vf vz, vf pq, vf omq, vf vw, float scale, vf *grad
     return vw * (pq * (zn + l1p) + omq * (zp + l1p));
 }
 
-/* The general form: a term with a zero coefficient is left out, so saturated and
- * infinite logits give 0, not NaN; subnormal exponentials stay exact; labels
- * that weigh nothing get a zero gradient, a NaN logit included. */
-static INLINE vf sigmoid_general(vf vz, vf pq, vf omq, vf vw, float scale, vf *grad_out) {
+/* The general form's shared part: e = exp(-|z|) (subnormal results exact), whether
+ * z >= 0, and P q softplus(-z) + (1 - q) softplus(z) with a term whose coefficient
+ * is 0 left out, so saturated and infinite logits give 0, not NaN. */
+static INLINE vf sigmoid_bce_general(vf vz, vf pq, vf omq, vf *e_out, vi *pos_out) {
     vf az = (vf)((vi)vz & SPLATI(0x7fffffff));
-    vi pos = vz >= SPLAT(0.0f);
     vf zp = sel(vz > SPLAT(0.0f), vz, SPLAT(0.0f));
     vf zn = sel(vz < SPLAT(0.0f), -vz, SPLAT(0.0f));
     vf e = vexp_nonpos(-az);
     vf l1p = vlog1p_unit(e);
-    vf loss = sel(pq != SPLAT(0.0f), pq * (zn + l1p), SPLAT(0.0f)) +
-              sel(omq != SPLAT(0.0f), omq * (zp + l1p), SPLAT(0.0f));
+    *e_out = e;
+    *pos_out = vz >= SPLAT(0.0f);
+    return sel(pq != SPLAT(0.0f), pq * (zn + l1p), SPLAT(0.0f)) +
+           sel(omq != SPLAT(0.0f), omq * (zp + l1p), SPLAT(0.0f));
+}
+
+/* The general form (see sigmoid_bce_general); labels that weigh nothing get a zero
+ * gradient, a NaN logit included. */
+static INLINE vf sigmoid_general(vf vz, vf pq, vf omq, vf vw, float scale, vf *grad_out) {
+    vf e;
+    vi pos;
+    vf loss = sigmoid_bce_general(vz, pq, omq, &e, &pos);
     vf num = omq * sel(pos, SPLAT(1.0f), e) - pq * sel(pos, e, SPLAT(1.0f));
     vi live = vw != SPLAT(0.0f);
     *grad_out = sel(live, num / (SPLAT(1.0f) + e) * (vw * SPLAT(scale)), SPLAT(0.0f));
@@ -923,14 +932,9 @@ static INLINE void put_block(float *p, int64_t j, int64_t n, vf v) {
  * the second term 0 where F bce or r is 0 (a saturated logit, u = 0). */
 static INLINE vf sigmoid_focal_block(vf vz, vf q, vf omq, vf vw, float gamma, float alpha,
                                      float scale, vf *grad_out) {
-    vf az = (vf)((vi)vz & SPLATI(0x7fffffff));
-    vi pos = vz >= SPLAT(0.0f);
-    vf zp = sel(vz > SPLAT(0.0f), vz, SPLAT(0.0f));
-    vf zn = sel(vz < SPLAT(0.0f), -vz, SPLAT(0.0f));
-    vf e = vexp_nonpos(-az);
-    vf l1p = vlog1p_unit(e);
-    vf bce = sel(q != SPLAT(0.0f), q * (zn + l1p), SPLAT(0.0f)) +
-             sel(omq != SPLAT(0.0f), omq * (zp + l1p), SPLAT(0.0f));
+    vf e;
+    vi pos;
+    vf bce = sigmoid_bce_general(vz, q, omq, &e, &pos);
     vf va = sel(pos, SPLAT(1.0f), e), vb = sel(pos, e, SPLAT(1.0f));
     vf inv = SPLAT(1.0f) / (SPLAT(1.0f) + e);
     vf su = q * vb + omq * va; /* u (1 + e) */
