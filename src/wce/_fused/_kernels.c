@@ -953,56 +953,11 @@ static INLINE vf sigmoid_focal_block(vf vz, vf q, vf omq, vf vw, float gamma, fl
     return sel(live, vw * loss, SPLAT(0.0f));
 }
 
-static INLINE void sigmoid_focal_rows_f32(SigmoidJob *job) {
-    SigmoidArgs *a = job->a;
-    const int64_t k = a->cols, nb = k / W, tail = k - nb * W;
-    const float eps = (float)a->eps, half_eps = (float)(a->eps / 2.0);
-    const float ign = (float)a->ignore_value, scale = (float)a->scale;
-    const float gamma = (float)a->gamma, alpha = (float)a->alpha;
-    vf vnum = SPLAT(0.0f), vden = SPLAT(0.0f);
-    double num = 0.0, den = 0.0;
-    int64_t pending = 0;
-    for (int64_t i = job->r0; i < job->r1; i++) {
-        const float *z = (const float *)a->z + i * k;
-        const float *t = (const float *)a->t + i * k;
-        float *g = a->grad ? (float *)a->grad + i * k : NULL;
-        float *o = a->out ? (float *)a->out + i * k : NULL;
-        const float rw = a->row_weight ? AT(a->row_weight, i) : 1.0f;
-        const float *ew = a->elem_weight ? (const float *)a->elem_weight + i * k : NULL;
-        for (int64_t b = 0; b <= nb; b++) {
-            const int64_t j = b * W, n = b < nb ? W : tail;
-            if (n == 0) break;
-            /* no positive weight in the focal loss: P q is q */
-            SigmoidIn u = sigmoid_load(a, z, t, ew, rw, j, n, eps, half_eps, ign);
-            vf gu;
-            vf lu = sigmoid_focal_block(u.z, u.pq, u.omq, u.w, gamma, alpha, scale, &gu);
-            vnum += lu;
-            if (a->den_kind == 2)
-                vden += u.w;
-            else if (a->den_kind == 1)
-                vden += u.counted;
-            if (++pending >= FLUSH) {
-                num += hsum(vnum);
-                den += hsum(vden);
-                vnum = vden = SPLAT(0.0f);
-                pending = 0;
-            }
-            put_block(o, j, n, lu);
-            put_block(g, j, n, gu);
-        }
-    }
-    num += hsum(vnum);
-    den += hsum(vden);
-    job->num = num;
-    job->den = den;
-}
-
 static INLINE void sigmoid_rows_f32(SigmoidJob *job) {
     SigmoidArgs *a = job->a;
-    if (a->focal) {
-        sigmoid_focal_rows_f32(job);
-        return;
-    }
+    /* the focal loss (no positive weight: P q is q) one block at a time */
+    const int focal = a->focal;
+    const float gamma = (float)a->gamma, alpha = (float)a->alpha;
     const int64_t k = a->cols, nb = k / W, tail = k - nb * W;
     const float eps = (float)a->eps, half_eps = (float)(a->eps / 2.0);
     const float ign = (float)a->ignore_value, scale = (float)a->scale;
@@ -1033,7 +988,7 @@ static INLINE void sigmoid_rows_f32(SigmoidJob *job) {
         int64_t b = 0;
         /* two blocks at a time: two independent exp -> log1p -> divide chains
          * for the out-of-order core to overlap */
-        for (; b + 2 <= nb; b += 2) {
+        for (; !focal && b + 2 <= nb; b += 2) {
             const int64_t j = b * W;
             SigmoidIn u = sigmoid_load(a, z, t, ew, rw, j, W, eps, half_eps, ign);
             SigmoidIn v = sigmoid_load(a, z, t, ew, rw, j + W, W, eps, half_eps, ign);
@@ -1057,7 +1012,9 @@ static INLINE void sigmoid_rows_f32(SigmoidJob *job) {
             if (n == 0) break;
             SigmoidIn u = sigmoid_load(a, z, t, ew, rw, j, n, eps, half_eps, ign);
             vf gu, lu;
-            if (moderate(u.z))
+            if (focal)
+                lu = sigmoid_focal_block(u.z, u.pq, u.omq, u.w, gamma, alpha, scale, &gu);
+            else if (moderate(u.z))
                 lu = sigmoid_fast(u.z, u.pq, u.omq, u.w, scale, &gu);
             else
                 lu = sigmoid_general(u.z, u.pq, u.omq, u.w, scale, &gu);
