@@ -209,6 +209,20 @@ def _sigmoid_log1m_pt(be: Backend, q: Any, sp_neg: Any, sp_pos: Any) -> Any:
     return xp.where(strict, soft, hard)
 
 
+def _sigmoid_focal_terms(
+    be: Backend, z: Any, q: Any, gamma: float, alpha: float | None
+) -> Any:
+    """The sigmoid focal loss of each element, ``alpha_t (1 - p_t)^gamma bce``,
+    unweighted (see :func:`sigmoid_focal_loss`; also the fused path's reference)."""
+    loss = sigmoid_terms(be, z, q, None)
+    if gamma != 0.0:
+        sp_neg, sp_pos = softplus_pair(be, z)
+        loss = be.xp.exp(gamma * _sigmoid_log1m_pt(be, q, sp_neg, sp_pos)) * loss
+    if alpha is not None:
+        loss = (alpha * q + (1 - alpha) * (1 - q)) * loss
+    return loss
+
+
 def _smoothed_targets(batch: SoftmaxBatch, label_smoothing: float) -> Any:
     q = batch.target_distribution()
     if label_smoothing != 0.0:
@@ -347,16 +361,10 @@ def sigmoid_focal_loss(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
     )
-    be, xp = batch.be, batch.be.xp
     cw = batch.per_label(class_weight, "class_weight")
     q = batch.smoothed(label_smoothing)
 
-    loss = sigmoid_terms(be, batch.z, q, None)
-    if gamma != 0.0:
-        sp_neg, sp_pos = softplus_pair(be, batch.z)
-        loss = xp.exp(gamma * _sigmoid_log1m_pt(be, q, sp_neg, sp_pos)) * loss
-    if alpha is not None:
-        loss = (alpha * q + (1 - alpha) * (1 - q)) * loss
+    loss = _sigmoid_focal_terms(batch.be, batch.z, q, gamma, alpha)
     weight = batch.element_weight(cw, sample_weight)
 
     return _reduce(batch, loss, weight, reduction, axis_name, normalizer)

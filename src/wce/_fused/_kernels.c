@@ -61,14 +61,21 @@
 #define FRESH_MIN_BYTES ((int64_t)1 << 22)
 #define PAGE ((uintptr_t)4096)
 
+/* The whole pages of [p, p + bytes): [lo, hi), empty when hi <= lo. */
+static void page_range(const void *p, int64_t bytes, uintptr_t *lo, uintptr_t *hi) {
+    *lo = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
+    *hi = ((uintptr_t)p + (uintptr_t)bytes) & ~(PAGE - 1);
+}
+
 /* whether [p, p + bytes) is a large buffer whose first full page is not mapped */
 static int is_fresh(const void *p, int64_t bytes) {
 #if defined(__linux__)
     if (bytes < FRESH_MIN_BYTES) return 0;
-    uintptr_t lo = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
+    uintptr_t lo, hi;
+    page_range(p, bytes, &lo, &hi);
     unsigned char resident = 0;
     /* pages the allocator reuses are already there */
-    return mincore((void *)lo, PAGE, &resident) == 0 && !(resident & 1);
+    return hi > lo && mincore((void *)lo, PAGE, &resident) == 0 && !(resident & 1);
 #else
     (void)p;
     (void)bytes;
@@ -86,10 +93,9 @@ void wce_use_hugepages(int on) { hugepages = on != 0; }
 static int advise_grad(void *grad, const void *x, int64_t bytes) {
     if (!grad || grad == x || !is_fresh(grad, bytes)) return 0;
 #if defined(__linux__)
-    uintptr_t lo = ((uintptr_t)grad + PAGE - 1) & ~(PAGE - 1);
-    uintptr_t hi = ((uintptr_t)grad + (uintptr_t)bytes) & ~(PAGE - 1);
-    if (hugepages && hi > lo && madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0) return 0;
-    return 1;
+    uintptr_t lo, hi;
+    page_range(grad, bytes, &lo, &hi);
+    return !(hugepages && madvise((void *)lo, hi - lo, MADV_HUGEPAGE) == 0);
 #else
     return 0;
 #endif
@@ -98,9 +104,9 @@ static int advise_grad(void *grad, const void *x, int64_t bytes) {
 static void populate(void *p, int64_t bytes) {
 #if defined(__linux__)
     if (!is_fresh(p, bytes)) return;
-    uintptr_t lo = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
-    uintptr_t hi = ((uintptr_t)p + (uintptr_t)bytes) & ~(PAGE - 1);
-    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+    uintptr_t lo, hi;
+    page_range(p, bytes, &lo, &hi);
+    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 #else
     (void)p;
     (void)bytes;
@@ -818,6 +824,13 @@ typedef struct {
 
 #define AT(ptr, k) (((const float *)(ptr))[k])
 
+/* (1 + e) times the gradient (P q + 1 - q) sigmoid(z) - P q, written as one
+ * fraction over 1 + e (e = exp(-|z|)): no cancellation of sigmoid(z) against 1
+ * in the tails. */
+static INLINE vf sigmoid_grad_num(vi pos, vf e, vf pq, vf omq) {
+    return omq * sel(pos, SPLAT(1.0f), e) - pq * sel(pos, e, SPLAT(1.0f));
+}
+
 /* The fast form of a block of W labels where every |z| <= 87: exp(-|z|) is a
  * normal float and every term is finite, so the loss and gradient need no range
  * handling and no guards against 0 * inf. Returns the weighted losses; the
@@ -829,10 +842,7 @@ static INLINE vf sigmoid_fast(vf vz, vf pq, vf omq, vf vw, float scale, vf *grad
     vf zn = az - zp;                             /* max(-z, 0) */
     vf e = vexp_normal(-az);
     vf l1p = vlog1p_unit(e);
-    /* (P q + 1 - q) sigmoid(z) - P q as one fraction: no cancellation of
-     * sigmoid(z) against 1 in the tails */
-    vf num = omq * sel(pos, SPLAT(1.0f), e) - pq * sel(pos, e, SPLAT(1.0f));
-    *grad_out = num / (SPLAT(1.0f) + e) * (vw * SPLAT(scale));
+    *grad_out = sigmoid_grad_num(pos, e, pq, omq) / (SPLAT(1.0f) + e) * (vw * SPLAT(scale));
     /* P q softplus(-z) + (1 - q) softplus(z) */
     return vw * (pq * (zn + l1p) + omq * (zp + l1p));
 }
@@ -858,7 +868,7 @@ static INLINE vf sigmoid_general(vf vz, vf pq, vf omq, vf vw, float scale, vf *g
     vf e;
     vi pos;
     vf loss = sigmoid_bce_general(vz, pq, omq, &e, &pos);
-    vf num = omq * sel(pos, SPLAT(1.0f), e) - pq * sel(pos, e, SPLAT(1.0f));
+    vf num = sigmoid_grad_num(pos, e, pq, omq);
     vi live = vw != SPLAT(0.0f);
     *grad_out = sel(live, num / (SPLAT(1.0f) + e) * (vw * SPLAT(scale)), SPLAT(0.0f));
     return sel(live, vw * loss, SPLAT(0.0f));
@@ -947,7 +957,7 @@ static INLINE vf sigmoid_focal_block(vf vz, vf q, vf omq, vf vw, float gamma, fl
     }
     vf A = alpha < 0.0f ? SPLAT(1.0f) : SPLAT(alpha) * q + SPLAT(1.0f - alpha) * omq;
     vf loss = sel(f != SPLAT(0.0f), A * f * bce, SPLAT(0.0f));
-    vf g = A * (f * (omq * va - q * vb) * inv + t2);
+    vf g = A * (f * sigmoid_grad_num(pos, e, q, omq) * inv + t2);
     vi live = vw != SPLAT(0.0f);
     *grad_out = sel(live, g * (vw * SPLAT(scale)), SPLAT(0.0f));
     return sel(live, vw * loss, SPLAT(0.0f));

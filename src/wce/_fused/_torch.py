@@ -33,7 +33,6 @@ from .._core import (
     prepare_cost_matrix,
     sample_weight_to,
     sigmoid_terms,
-    softplus_pair,
 )
 from . import _native
 
@@ -1027,28 +1026,31 @@ class _Sigmoid:
             valid = t != self.ignore
             t = torch.where(valid, t, 0.0)
         q = t if eps == 0.0 else t * (1 - eps) + eps / 2
-        if self.focal is not None:
-            return self._focal_chunk(zc, buf, q, valid, s, e, c0, c1)
         pw = None if self.pos_weight is None else _cols(self.pos_weight, c0, c1)
-        pq = q if pw is None else q * pw
-        kq = None if pw is None else torch.sub(pq, q).add_(1.0)
-        # minus the loss, from the stable tail -log(1 + exp(-|z|)) shared by
-        # softplus(z) = relu(z) + tail and softplus(-z) = relu(-z) + tail
-        neg = F.logsigmoid(zc.abs())
-        rz = zc.relu()
-        if kq is not None:
-            neg.mul_(kq)
-        neg.addcmul_(pq, torch.sub(rz, zc), value=-1.0)
-        neg.addcmul_(torch.rsub(q, 1.0), rz, value=-1.0)
-
-        w = _weights_of_chunk(self, s, e, c0, c1)
-        wl, keep = _weighted(neg, w, valid)
+        w = self._chunk_weight(s, e, c0, c1)
         gref = None
-        if not bool(torch.isfinite(wl.sum())):
-            # a saturated logit: the generic formula leaves out zero coefficients
-            loss, gref = _sigmoid_reference(zc, q, pw, buf is not None)
+        if self.focal is not None:
+            # the focal loss: the generic formulas, differentiated by autograd
+            loss, gref = self._reference(zc, q, pw, buf is not None)
             neg = torch.rsub(loss, 0.0)
             wl, keep = _weighted(neg, w, valid)
+        else:
+            pq = q if pw is None else q * pw
+            kq = None if pw is None else torch.sub(pq, q).add_(1.0)
+            # minus the loss, from the stable tail -log(1 + exp(-|z|)) shared by
+            # softplus(z) = relu(z) + tail and softplus(-z) = relu(-z) + tail
+            neg = F.logsigmoid(zc.abs())
+            rz = zc.relu()
+            if kq is not None:
+                neg.mul_(kq)
+            neg.addcmul_(pq, torch.sub(rz, zc), value=-1.0)
+            neg.addcmul_(torch.rsub(q, 1.0), rz, value=-1.0)
+            wl, keep = _weighted(neg, w, valid)
+            if not bool(torch.isfinite(wl.sum())):
+                # a saturated logit: the generic formula leaves out zero coefficients
+                loss, gref = self._reference(zc, q, pw, buf is not None)
+                neg = torch.rsub(loss, 0.0)
+                wl, keep = _weighted(neg, w, valid)
         den = self._chunk_den(neg, w, valid)
         if buf is None:
             return wl, den
@@ -1066,30 +1068,34 @@ class _Sigmoid:
         buf.mul_(-coef)
         return wl, den
 
-    def _focal_chunk(
-        self,
-        zc: Tensor,
-        buf: Tensor | None,
-        q: Tensor,
-        valid: Tensor | None,
-        s: int,
-        e: int,
-        c0: int,
-        c1: int,
+    def _reference(
+        self, z: Tensor, q: Tensor, pw: Tensor | None, need_grad: bool
     ) -> tuple[Tensor, Tensor | None]:
-        """A chunk of the focal loss: the generic formulas, differentiated."""
-        assert self.focal is not None
-        gamma, alpha = self.focal
-        loss, gref = _sigmoid_focal_reference(zc, q, gamma, alpha, buf is not None)
-        neg = torch.rsub(loss, 0.0)
-        w = _weights_of_chunk(self, s, e, c0, c1)
-        wl, keep = _weighted(neg, w, valid)
-        den = self._chunk_den(neg, w, valid)
-        if buf is None or gref is None:
-            return wl, den
-        coef = self._chunk_coef(neg, w, keep)
-        buf.copy_(torch.where(torch.as_tensor(coef) != 0, gref * coef, 0.0))
-        return wl, den
+        """The chunk's loss by the generic formulas, and its gradient by autograd."""
+        be = backend_of(z)
+        with torch.enable_grad():
+            zr = z.detach().clone().requires_grad_(need_grad)
+            if self.focal is None:
+                loss = sigmoid_terms(be, zr, q, pw)
+            else:
+                from ..longtail import _sigmoid_focal_terms
+
+                loss = _sigmoid_focal_terms(be, zr, q, *self.focal)
+            if not need_grad:
+                return loss.detach(), None
+            (g,) = torch.autograd.grad(loss.sum(), zr)
+        return loss.detach(), g
+
+    def _chunk_weight(self, s: int, e: int, c0: int, c1: int) -> Tensor | None:
+        """Class weight times sample weight of the chunk's elements (None: all 1)."""
+        w = None if self.class_weight is None else _cols(self.class_weight, c0, c1)
+        if self.sample_weight is not None:
+            sw = self.sample_weight[s:e, c0:c1]
+            w = sw if w is None else w * sw
+        elif self.row_weight is not None:
+            sw = self.row_weight[s:e, None]
+            w = sw if w is None else w * sw
+        return w
 
     def _chunk_den(
         self, neg: Tensor, w: Tensor | None, valid: Tensor | None
@@ -1113,19 +1119,6 @@ class _Sigmoid:
         return base if keep is None else torch.where(keep, base, 0.0)
 
 
-def _weights_of_chunk(
-    plan: _Sigmoid, s: int, e: int, c0: int, c1: int
-) -> Tensor | None:
-    w = None if plan.class_weight is None else _cols(plan.class_weight, c0, c1)
-    if plan.sample_weight is not None:
-        sw = plan.sample_weight[s:e, c0:c1]
-        w = sw if w is None else w * sw
-    elif plan.row_weight is not None:
-        sw = plan.row_weight[s:e, None]
-        w = sw if w is None else w * sw
-    return w
-
-
 def _cols_full(w: Tensor | None, k: int) -> Tensor | None:
     """A per-label vector of length ``k`` (a scalar repeated), contiguous."""
     if w is None:
@@ -1135,40 +1128,6 @@ def _cols_full(w: Tensor | None, k: int) -> Tensor | None:
 
 def _cols(w: Tensor, c0: int, c1: int) -> Tensor:
     return w if w.ndim == 0 else w[c0:c1]
-
-
-def _sigmoid_reference(
-    z: Tensor, q: Tensor, pw: Tensor | None, need_grad: bool
-) -> tuple[Tensor, Tensor | None]:
-    be = backend_of(z)
-    with torch.enable_grad():
-        zr = z.detach().clone().requires_grad_(need_grad)
-        loss = sigmoid_terms(be, zr, q, pw)
-        if not need_grad:
-            return loss.detach(), None
-        (g,) = torch.autograd.grad(loss.sum(), zr)
-    return loss.detach(), g
-
-
-def _sigmoid_focal_reference(
-    z: Tensor, q: Tensor, gamma: float, alpha: float | None, need_grad: bool
-) -> tuple[Tensor, Tensor | None]:
-    """The sigmoid focal loss of a chunk by the generic formulas, and its gradient."""
-    from ..longtail import _sigmoid_log1m_pt
-
-    be = backend_of(z)
-    with torch.enable_grad():
-        zr = z.detach().clone().requires_grad_(need_grad)
-        loss = sigmoid_terms(be, zr, q, None)
-        if gamma != 0.0:
-            sp_neg, sp_pos = softplus_pair(be, zr)
-            loss = torch.exp(gamma * _sigmoid_log1m_pt(be, q, sp_neg, sp_pos)) * loss
-        if alpha is not None:
-            loss = (alpha * q + (1 - alpha) * (1 - q)) * loss
-        if not need_grad:
-            return loss.detach(), None
-        (g,) = torch.autograd.grad(loss.sum(), zr)
-    return loss.detach(), g
 
 
 def _sigmoid_entry(
